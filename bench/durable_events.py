@@ -1,0 +1,98 @@
+"""Durable events per second: published to NATS JetStream, recorded into SQL by the recorder.
+
+Each event is acknowledged by the stream, folded (runs row, snapshots every 500 events) and committed
+before the recorder acks its batch: the figure is events durable in SQL per second, end to end.
+
+    python bench/durable_events.py [--events 50000] [--pg postgresql+psycopg://127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+
+from lightning_kernel._bus import Bus
+from lightning_kernel._events import RunCreated, WorkStateChanged
+from lightning_kernel._natsserver import EmbeddedNats
+from lightning_kernel._recorder import Recorder
+from lightning_kernel._sql import open_store  # type: ignore[import-not-found,unused-ignore]
+
+COMPONENTS = {
+    "root": {"kind": "flow", "vars": {}, "spec": {}},
+    "root.w": {"kind": "work", "vars": {"i": 0}, "spec": {}},
+}
+
+
+async def measure(db_url: str, n: int, prepublish: bool = False) -> float:
+    """Events durable in SQL per second. ``prepublish``: the events are in the stream first and only
+    the recorder's catch-up is timed (publishers are other processes in a real run)."""
+    with tempfile.TemporaryDirectory() as d:
+        server = EmbeddedNats.start(d)
+        try:
+            bus = await Bus.connect(server.url, server.token)
+            await bus.ensure_streams()
+            store = open_store(db_url)
+            recorder = Recorder(bus, store)
+            if not prepublish:
+                await recorder.start()
+            run = f"bench{int(time.time() * 1000)}"
+            t0 = time.perf_counter()
+            await bus.publish(
+                run, RunCreated(name="bench", app_file="bench.py", app="-", components=COMPONENTS), "bench"
+            )
+            chunk = 2000
+            last = 0
+            for start in range(0, n, chunk):
+                events = [
+                    WorkStateChanged(work="root.w", call="c", changes={"i": i})
+                    for i in range(start, min(n, start + chunk))
+                ]
+                last = (await bus.publish_many(run, events, "bench"))[-1]
+            if prepublish:
+                t0 = time.perf_counter()
+                await recorder.start()
+            ok = await recorder.wait_recorded(last, timeout=600)
+            elapsed = time.perf_counter() - t0
+            assert ok, "the recorder did not catch up"
+            assert len(store.events(run)) == n + 1
+            await recorder.stop()
+            await bus.close()
+            store.close()
+            return (n + 1) / elapsed
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--events", type=int, default=50_000)
+    p.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    a = p.parse_args()
+    for pre, label in ((False, "published and recorded together"), (True, "recorder catching up")):
+        with tempfile.TemporaryDirectory() as d:
+            rate = asyncio.run(measure(f"sqlite:///{d}/bench.db", a.events, pre))
+        print(f"durable events/s into SQLite, {label}: {rate:,.0f}  (target >= 20,000; {a.events} events)")
+    # A fresh schema: a fresh JetStream numbers events from 1 again, which must not meet old rows.
+    import secrets
+
+    import psycopg
+
+    schema = f"lkbench_{secrets.token_hex(4)}"
+    with psycopg.connect(a.pg.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            for pre, label in ((False, "published and recorded together"), (True, "recorder catching up")):
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                conn.execute(f"CREATE SCHEMA {schema}")
+                rate = asyncio.run(measure(f"{a.pg}?options=-csearch_path%3D{schema}", a.events, pre))
+                print(
+                    f"durable events/s into PostgreSQL, {label}: {rate:,.0f}  (target >= 15,000; {a.events} events)"
+                )
+        finally:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""lightning-kernel: Lightning Apps as an event-sourced microkernel.
+
+Write ``LightningFlow`` and ``LightningWork`` classes as in Lightning App, then
+``lightning-kernel run app app.py``.
+"""
+
+from ._app import LightningApp
+from ._compute import CloudCompute
+from ._flow import LightningFlow
+from ._status import WorkStageStatus, WorkStatus
+from ._work import LightningWork
+from .storage import Drive, Path, Payload
+
+__all__ = [
+    "CloudCompute",
+    "Drive",
+    "LightningApp",
+    "LightningFlow",
+    "LightningWork",
+    "Path",
+    "Payload",
+    "WorkStageStatus",
+    "WorkStatus",
+]

@@ -1,0 +1,178 @@
+"""The one adapter over nats-py: JetStream streams, publishing, and the consumers the kernel uses.
+
+The rest of the kernel talks to ``Bus``. Events are published with ``Nats-Msg-Id`` = event id, so a
+re-publish inside the stream's duplicate window is dropped by the server. A JetStream ack means the
+server has the message in its store (page cache), not that it reached the disk: everything survives
+a process kill; surviving a power cut needs ``sync_interval: always`` or a clustered stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from ._events import EVENT_STREAM, LOG_STREAM, Event, decode_record, encode
+from ._records import EventRecord
+from .errors import ServiceUnreachable
+
+RecordHandler = Callable[[EventRecord], Awaitable[None] | None]
+
+
+def _mask(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+async def _probe(url: str) -> None:
+    """Fail at once, naming the URL, when nothing listens there (nats-py would retry for ever)."""
+    from urllib.parse import urlsplit
+
+    for one in url.split(","):
+        parts = urlsplit(one.strip() if "://" in one else f"nats://{one.strip()}")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), 3)
+        except (OSError, asyncio.TimeoutError) as exc:
+            last = exc
+            continue
+        writer.close()
+        return
+    reason = str(last) or type(last).__name__
+    raise ServiceUnreachable("NATS", _mask(url), f"{reason}; is nats-server running there?")
+
+
+class Bus:
+    """A connection to NATS with JetStream."""
+
+    def __init__(self, nc: Client, url: str) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.url = url
+
+    @classmethod
+    async def connect(cls, url: str, token: str | None = None, name: str = "lightning-kernel") -> Bus:
+        async def quiet(_: Exception) -> None:
+            return None
+
+        await _probe(url)
+        try:
+            nc = await nats.connect(
+                url,
+                token=token,
+                name=name,
+                connect_timeout=3,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.2,
+                allow_reconnect=True,
+                error_cb=quiet,
+                pending_size=64 * 1024 * 1024,
+            )
+        except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ServiceUnreachable("NATS", _mask(url), f"{reason}; is nats-server running there?") from None
+        return cls(nc, url)
+
+    async def ensure_streams(self) -> None:
+        for name, subjects in ((EVENT_STREAM, ["lk.>"]), (LOG_STREAM, ["lklog.>"])):
+            config = StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE)
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                await self.js.update_stream(config)
+            except nats.errors.NoRespondersError:
+                raise ServiceUnreachable(
+                    "NATS JetStream",
+                    _mask(self.url),
+                    "JetStream is not enabled on that server (start it with -js)",
+                ) from None
+
+    async def close(self) -> None:
+        # flush, not drain: what was published is already acknowledged, and draining a busy ordered
+        # consumer can take its whole 30 s timeout.
+        with contextlib.suppress(Exception):
+            await self.nc.flush(timeout=2)
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+    # -- publishing ---------------------------------------------------------------------------------
+
+    async def publish(self, run_id: str, event: Event, source: str) -> int:
+        """Publish one event and wait for the stream's ack; returns its global sequence."""
+        subject, eid, data = encode(event, run_id, source)
+        ack = await self.js.publish(subject, data, headers={"Nats-Msg-Id": eid})
+        return int(ack.seq)
+
+    async def publish_many(self, run_id: str, events: Sequence[Event], source: str) -> list[int]:
+        """Publish in order, pipelined (one connection keeps the order), and wait for every ack."""
+        futures = []
+        for event in events:
+            subject, eid, data = encode(event, run_id, source)
+            futures.append(await self.js.publish_async(subject, data, headers={"Nats-Msg-Id": eid}))
+        acks = await asyncio.gather(*futures)
+        return [int(a.seq) for a in acks]
+
+    async def publish_log(self, run_id: str, component: str, data: bytes) -> None:
+        await self.nc.publish(f"lklog.{run_id}.{component.replace('.', ':')}", data)
+
+    async def last_seq(self) -> int:
+        info = await self.js.stream_info(EVENT_STREAM)
+        return int(info.state.last_seq)
+
+    # -- consuming ----------------------------------------------------------------------------------
+
+    async def follow(self, subject: str, start_seq: int, handler: RecordHandler) -> Any:
+        """Deliver every event on ``subject`` from ``start_seq`` on, in stream order, to ``handler``.
+
+        An ordered consumer: no acks, no state on the server, re-created by the client on gaps.
+        """
+
+        async def on_msg(msg: Msg) -> None:
+            seq = msg.metadata.sequence.stream
+            result = handler(decode_record(msg.data, seq))
+            if result is not None:
+                await result
+
+        return await self.js.subscribe(
+            subject,
+            cb=on_msg,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=max(1, start_seq)),
+            pending_msgs_limit=1_000_000,
+        )
+
+    async def durable(self, stream: str, name: str, subject: str, start_seq: int | None = None) -> Any:
+        """A durable pull consumer that acknowledges everything up to the last message of a batch.
+
+        With ``start_seq`` the consumer starts there, whatever the server remembers of a consumer
+        that a crashed kernel left behind (messages it fetched but never acknowledged would only come
+        again after ``ack_wait``). Without it, such a consumer is taken over from its ack floor.
+        """
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.ALL,
+            max_ack_pending=100_000,
+            ack_wait=60,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        try:
+            info = await self.js.consumer_info(stream, name)
+        except nats.js.errors.NotFoundError:
+            info = None
+        if start_seq is None and info is not None and (info.num_ack_pending or 0) > 0:
+            start_seq = int(info.ack_floor.stream_seq or 0) + 1
+        if start_seq is not None:
+            if info is not None:
+                await self.js.delete_consumer(stream, name)
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = max(1, start_seq)
+        return await self.js.pull_subscribe(subject, durable=name, stream=stream, config=config)

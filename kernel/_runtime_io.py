@@ -1,0 +1,95 @@
+"""The worker's link to NATS: a background asyncio thread with one ordered publisher.
+
+User code runs on the main thread; everything it publishes goes through one queue to one task, so
+events leave in the order they were made, pipelined (no wait for each ack), and ``barrier()``
+waits until every one of them is acknowledged by the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from ._bus import Bus
+from ._events import Event, encode
+from ._records import EventRecord
+
+T = TypeVar("T")
+_BARRIER = object()
+
+
+class BusThread:
+    def __init__(self, url: str, token: str | None, run_id: str, source: str) -> None:
+        self.run_id = run_id
+        self.source = source
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="lk-bus", daemon=True)
+        self._thread.start()
+        self.bus: Bus = self.call(Bus.connect(url, token, name=source))
+        self._queue: asyncio.Queue[Any] = self.call(self._make_queue())
+        self._publisher = asyncio.run_coroutine_threadsafe(self._publish_loop(), self.loop)
+
+    async def _make_queue(self) -> asyncio.Queue[Any]:
+        return asyncio.Queue()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def emit(self, event: Event) -> None:
+        """Queue ``event`` for publishing; returns at once."""
+        self.loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    def log(self, stream: str, line: str) -> None:
+        data = json.dumps({"t": time.time(), "s": stream, "l": line}).encode()
+        self.loop.call_soon_threadsafe(self._queue.put_nowait, ("log", data))
+
+    def barrier(self, timeout: float | None = 30.0) -> None:
+        """Wait until everything emitted so far is acknowledged."""
+        if not self.bus.nc.is_connected:
+            # NATS is gone (the kernel died with its embedded server): waiting helps nobody.
+            timeout = min(timeout or 2.0, 2.0)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.loop.call_soon_threadsafe(self._queue.put_nowait, (_BARRIER, done))
+        try:
+            done.result(timeout)
+        except concurrent.futures.TimeoutError:
+            if self.bus.nc.is_connected:
+                raise
+
+    async def _publish_loop(self) -> None:
+        js = self.bus.js
+        pending: list[asyncio.Future[Any]] = []
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, Event):
+                subject, eid, data = encode(item, self.run_id, self.source)
+                pending.append(await js.publish_async(subject, data, headers={"Nats-Msg-Id": eid}))
+                if len(pending) > 1000:
+                    pending = [f for f in pending if not f.done()]
+            elif item[0] == "log":
+                await self.bus.publish_log(self.run_id, self.source, item[1])
+            else:
+                _, done = item
+                try:
+                    if pending:
+                        await asyncio.gather(*pending)
+                    await self.bus.nc.flush()
+                    done.set_result(None)
+                except Exception as exc:
+                    done.set_exception(exc)
+                pending = []
+
+    def follow(self, subject: str, start_seq: int, handler: Callable[[EventRecord], None]) -> None:
+        self.call(self.bus.follow(subject, start_seq, handler))
+
+    def close(self) -> None:
+        try:
+            self.call(self.bus.close(), timeout=5)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)

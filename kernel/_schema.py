@@ -1,0 +1,74 @@
+"""The SQL schema as SQLAlchemy Core tables; Alembic migrations in ``migrations/`` own its history.
+
+The tables are the models the migrations must produce (a test compares them with alembic's
+``compare_metadata``). Bodies and states are compact JSON text, not a JSON column type, so SQLite
+and PostgreSQL store and return exactly the same bytes and the insert path needs no adapter.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+HEAD_REVISION = "0001_initial"
+"""The newest migration: start-up compares it with ``alembic_version`` and imports alembic only
+when the database is behind. A test checks it equals alembic's head."""
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("name", sa.String(), nullable=False),
+    sa.Column("app_file", sa.Text, nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    # The seq of the newest event folded into this row: an upsert never moves it backwards.
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Index(None, "created_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    # The JetStream stream sequence: global across runs, assigned before the row exists.
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String(), nullable=False),
+    sa.Column("run_id", sa.String(), nullable=False),
+    sa.Column("type", sa.String(), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.UniqueConstraint("id"),
+    sa.Index(None, "run_id", "seq"),
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("run_id", sa.String(), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.Text, nullable=False),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.String(), nullable=False),
+    sa.Column("component", sa.String(), nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("stream", sa.String(), nullable=False),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.Index(None, "run_id", "seq"),
+    sa.Index(None, "run_id", "component", "seq"),
+)

@@ -1,0 +1,375 @@
+"""``SqlEventStore``: the ``EventStore`` on SQLAlchemy 2 Core, for SQLite (WAL) and PostgreSQL.
+
+One Engine per store, a short connection per call, so the kernel's thread pool can share a store.
+SQLite writers take the write lock up front (``BEGIN IMMEDIATE``) so concurrent writers queue on
+the busy timeout instead of failing a lock upgrade half-way through a transaction.
+
+The write path is where the time goes (the recorder commits batches of up to ~1000 events). Each
+dialect writes a batch in its fastest idempotent form; see ``_sql_write`` for the figures that
+chose them. Start-up is cheap: the ``alembic_version`` row is compared with ``HEAD_REVISION`` with
+plain SQLAlchemy and alembic is imported only when the schema is behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from . import _schema as schema
+from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
+from ._sql_write import write_batch
+from .errors import RunNotFound, ServiceUnreachable, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from ._store import EventStore
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+PG_CONNECT_TIMEOUT_S = 10
+_MIGRATION_LOCK = 0x6C6B5F6D  # "lk_m": serialises concurrent upgrades of one PostgreSQL database
+
+__all__ = ["SqlEventStore", "alembic_config", "default_sqlite_url", "mask_url", "open_store", "upgrade"]
+
+
+def default_sqlite_url(data_dir: str) -> str:
+    """The SQLite database inside a data dir."""
+    return f"sqlite:///{os.path.join(os.path.abspath(data_dir), 'kernel.db')}"
+
+
+def open_store(url: str) -> SqlEventStore:
+    """A store on ``url`` with its schema at the newest migration."""
+    store = SqlEventStore(url)
+    try:
+        store.upgrade()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def upgrade(url: str) -> None:
+    """Bring the schema at ``url`` to the newest migration."""
+    open_store(url).close()
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    # PostgreSQL appends the statement and a caret ("LINE 2: CREATE ...", "^"): noise in one line.
+    parts = [p.strip() for p in str(orig).splitlines()]
+    text = " ".join(p for p in parts if p and p != "^" and not p.startswith("LINE "))
+    return text or type(orig).__name__
+
+
+class SqlEventStore:
+    """Runs, events, snapshots and logs in SQLite or PostgreSQL (see ``EventStore``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._shown = mask_url(url)
+        self._engine, self._memory = _create_engine(url, self._shown)
+        self.dialect = self._engine.dialect.name
+        # Raised by the driver's own cursor (PostgreSQL's COPY), which SQLAlchemy does not wrap.
+        self._driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        # An in-memory SQLite database is one shared connection: calls take turns on it.
+        self._lock: threading.RLock | None = threading.RLock() if self._memory else None
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy Engine (for migrations and tests; the kernel uses the methods)."""
+        return self._engine
+
+    # -- connections --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
+        lock = self._lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                conn = self._engine.connect()
+            except sa.exc.DBAPIError as exc:
+                raise ServiceUnreachable("database", self._shown, _one_line(exc)) from exc
+            try:
+                if write:
+                    conn.execution_options(lk_write=True)
+                yield conn
+            except sa.exc.DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise ServiceUnreachable("database", self._shown, _one_line(exc)) from exc
+                raise StoreError(f"database at {self._shown}: {_one_line(exc)}") from exc
+            except self._driver_error as exc:
+                raise StoreError(f"database at {self._shown}: {_one_line(exc)}") from exc
+            finally:
+                conn.close()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    # -- schema -------------------------------------------------------------------------------------
+
+    def revision(self) -> str | None:
+        """The schema's migration id, None for an empty database."""
+        with self._connect() as conn:
+            return _revision(conn)
+
+    def upgrade(self) -> None:
+        with self._connect() as conn:
+            if _revision(conn) == schema.HEAD_REVISION:
+                return
+        try:
+            with self._connect(write=True) as conn, conn.begin():
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                if _revision(conn) == schema.HEAD_REVISION:
+                    return  # another process upgraded it while we waited for the lock
+                _run_migrations(conn)
+        except StoreError as exc:  # reachable, but not usable: no schema to create in, no rights
+            reason = str(exc).removeprefix(f"database at {self._shown}: ")
+            raise ServiceUnreachable("database", self._shown, f"cannot migrate its schema: {reason}") from exc
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    def write(self, batch: Batch) -> None:
+        if not (batch.events or batch.runs or batch.snapshots or batch.logs):
+            return
+        with self._connect(write=True) as conn, conn.begin():
+            write_batch(conn, batch)
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def events(
+        self,
+        run_id: str,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[EventRecord]:
+        t = schema.events
+        q = sa.select(t.c.seq, t.c.id, t.c.run_id, t.c.type, t.c.version, t.c.ts, t.c.source, t.c.body).where(
+            t.c.run_id == run_id, t.c.seq > after_seq
+        )
+        if upto_seq is not None:
+            q = q.where(t.c.seq <= upto_seq)
+        if types is not None:
+            q = q.where(t.c.type.in_(list(types)))
+        q = q.order_by(t.c.seq)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._connect() as conn:
+            rows = conn.execute(q).all()
+        return [EventRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+
+    def max_seq(self) -> int:
+        with self._connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(schema.events.c.seq))).scalar()
+        return int(value or 0)
+
+    def runs(self, limit: int | None = None, status: Sequence[str] | None = None) -> list[RunInfo]:
+        t = schema.runs
+        q = sa.select(t)
+        if status is not None:
+            q = q.where(t.c.status.in_(list(status)))
+        q = q.order_by(t.c.created_at.desc(), t.c.id.desc())
+        if limit is not None:
+            q = q.limit(limit)
+        with self._connect() as conn:
+            return [_run_info(r) for r in conn.execute(q).all()]
+
+    def run(self, run_id: str) -> RunInfo:
+        t = schema.runs
+        if run_id == "latest":
+            q = sa.select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1)
+        else:
+            q = sa.select(t).where(t.c.id == run_id)
+        with self._connect() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        return _run_info(row)
+
+    def latest_snapshot(self, run_id: str, upto_seq: int | None = None) -> Snapshot | None:
+        t = schema.snapshots
+        q = sa.select(t.c.seq, t.c.state).where(t.c.run_id == run_id)
+        if upto_seq is not None:
+            q = q.where(t.c.seq <= upto_seq)
+        q = q.order_by(t.c.seq.desc()).limit(1)
+        with self._connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else Snapshot(run_id, row[0], json.loads(row[1]))
+
+    def logs(
+        self, run_id: str, component: str | None = None, after_seq: int = 0, limit: int | None = None
+    ) -> list[LogLine]:
+        t = schema.logs
+        q = sa.select(t.c.seq, t.c.run_id, t.c.component, t.c.ts, t.c.stream, t.c.line).where(
+            t.c.run_id == run_id, t.c.seq > after_seq
+        )
+        if component is not None:
+            q = q.where(t.c.component == component)
+        q = q.order_by(t.c.seq)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._connect() as conn:
+            return [LogLine(*r) for r in conn.execute(q).all()]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlEventStore({self._shown!r})"
+
+
+def _run_info(row: Any) -> RunInfo:
+    m = row._mapping
+    return RunInfo(
+        id=m["id"],
+        name=m["name"],
+        app_file=m["app_file"],
+        status=m["status"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        message=m["message"],
+        last_seq=m["last_seq"],
+    )
+
+
+def _revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    value = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    return None if value is None else str(value)
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    """An alembic ``Config`` for the shipped migrations, built in code (no alembic.ini)."""
+    # Imported here: alembic costs ~100 ms to import and is needed only when the schema is behind.
+    import lightning_kernel.migrations as migrations
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", os.path.dirname(os.path.abspath(migrations.__file__)))
+    if conn is not None:
+        config.attributes["connection"] = conn
+    return config
+
+
+def _run_migrations(conn: Connection) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = alembic_config(conn)
+    current = _revision(conn)
+    if current is not None:
+        try:
+            ScriptDirectory.from_config(config).get_revision(current)
+        except CommandError as exc:
+            raise StoreError(
+                f"its schema is at revision {current!r}, which this lightning-kernel does not know "
+                f"(its newest is {schema.HEAD_REVISION!r}): a newer lightning-kernel wrote it; upgrade"
+            ) from exc
+    command.upgrade(config, "head")
+
+
+# -- engines ----------------------------------------------------------------------------------------
+
+
+def _create_engine(url: str, shown: str) -> tuple[Engine, bool]:
+    try:
+        u = make_url(url)
+    except Exception as exc:
+        raise ServiceUnreachable(
+            "database", shown, f"not a database URL ({exc}); use sqlite:///PATH or postgresql+psycopg://..."
+        ) from exc
+    backend = u.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(u, shown)
+        if backend == "postgresql":
+            return _postgres_engine(u), False
+    except ServiceUnreachable:
+        raise
+    except Exception as exc:  # a missing driver, a bad query argument
+        raise ServiceUnreachable("database", shown, _one_line(exc)) from exc
+    raise ServiceUnreachable(
+        "database", shown, f"unsupported database {backend!r}; use sqlite:///PATH or postgresql+psycopg://..."
+    )
+
+
+def _sqlite_engine(u: URL, shown: str) -> tuple[Engine, bool]:
+    path = u.database or ""
+    memory = path in ("", ":memory:") or "mode=memory" in path
+    if memory:
+        engine = sa.create_engine(u, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise ServiceUnreachable("database", shown, f"cannot create folder {parent}: {exc}") from exc
+        engine = sa.create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would BEGIN lazily (deferred); we issue BEGIN ourselves.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if not memory:
+            # Switching a new file to WAL needs it alone for a moment; SQLite may answer "locked"
+            # at once (deadlock avoidance skips the busy handler) when several open it together.
+            for attempt in range(200):
+                try:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 199:
+                        raise
+                    time.sleep(0.05)
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("lk_write") else "BEGIN")
+
+    return engine, memory
+
+
+def _postgres_engine(u: URL) -> Engine:
+    if u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship with the extra
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in u.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    # A long-running kernel outlives server restarts: a pooled connection is checked before use
+    # (one cheap round trip per call) rather than failing the next batch.
+    return sa.create_engine(u, connect_args=connect_args, pool_pre_ping=True)
+
+
+if TYPE_CHECKING:
+
+    def _is_an_event_store(store: SqlEventStore) -> EventStore:
+        return store  # mypy checks SqlEventStore against the EventStore protocol here

@@ -1,0 +1,39 @@
+"""Work stages and the status a Work reports, as in Lightning App."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class WorkStageStatus:
+    """The stages of a Work's latest call. The values are plain strings, as in Lightning App."""
+
+    NOT_STARTED = "not_started"
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+FINISHED_STAGES = frozenset({WorkStageStatus.SUCCEEDED, WorkStageStatus.FAILED, WorkStageStatus.STOPPED})
+
+
+@dataclass(frozen=True)
+class WorkStatus:
+    stage: str = WorkStageStatus.NOT_STARTED
+    timestamp: float | None = None
+    reason: str = ""
+    message: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> WorkStatus:
+        if not d:
+            return cls()
+        return cls(
+            stage=d.get("stage", WorkStageStatus.NOT_STARTED),
+            timestamp=d.get("timestamp"),
+            reason=d.get("reason", ""),
+            message=d.get("message", ""),
+        )

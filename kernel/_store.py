@@ -1,0 +1,62 @@
+"""The persistence interface the kernel talks to; ``_sql`` implements it with SQLAlchemy Core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from . import _projection as projection
+from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
+
+
+class EventStore(Protocol):
+    """Runs, events, snapshots and logs, durable and idempotent.
+
+    ``write`` is one transaction: events are inserted unless an event with the same ``seq`` or
+    ``id`` is there already (so a redelivered batch changes nothing), runs are upserted by id,
+    snapshots by (run_id, seq), logs by their seq unless present. A run's row never moves back
+    to an older ``last_seq``. A ``seq`` already recorded under another event id (the stream was
+    reset) fails the batch with ``StoreError``. ``lightning_kernel.testing.EventStoreContract``
+    is the executable form of this contract.
+    """
+
+    url: str
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (cheap when it is already there)."""
+
+    def write(self, batch: Batch) -> None: ...
+
+    def events(
+        self,
+        run_id: str,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[EventRecord]: ...
+
+    def max_seq(self) -> int:
+        """The highest event seq stored, 0 when there is none."""
+
+    def runs(self, limit: int | None = None, status: Sequence[str] | None = None) -> list[RunInfo]:
+        """Runs, newest first."""
+
+    def run(self, run_id: str) -> RunInfo:
+        """One run; ``latest`` names the newest. Raises ``RunNotFound``."""
+
+    def latest_snapshot(self, run_id: str, upto_seq: int | None = None) -> Snapshot | None: ...
+
+    def logs(
+        self, run_id: str, component: str | None = None, after_seq: int = 0, limit: int | None = None
+    ) -> list[LogLine]: ...
+
+    def close(self) -> None: ...
+
+
+def load_state(store: EventStore, run_id: str, upto_seq: int | None = None) -> projection.State:
+    """A run's state at ``upto_seq`` (its latest when None): the newest snapshot, then the tail."""
+    snap = store.latest_snapshot(run_id, upto_seq=upto_seq)
+    state = snap.state if snap else projection.empty()
+    after = snap.seq if snap else 0
+    return projection.fold(store.events(run_id, after_seq=after, upto_seq=upto_seq), state)

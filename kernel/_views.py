@@ -1,0 +1,124 @@
+"""What ``runs``, ``history``, ``state`` and ``logs`` print: a table for people, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ._projection import component_tree
+from ._records import RunInfo
+from ._store import EventStore, load_state
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _j(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def run_json(r: RunInfo) -> dict[str, Any]:
+    """A run as the CLI's --json and the HTTP API give it."""
+    return {
+        "id": r.id,
+        "name": r.name,
+        "status": r.status,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "last_seq": r.last_seq,
+        "app_file": r.app_file,
+        "message": r.message,
+    }
+
+
+def print_runs(store: EventStore, as_json: bool, limit: int) -> None:
+    runs = store.runs(limit=limit)
+    if as_json:
+        for r in runs:
+            print(_j(run_json(r)))
+        return
+    if not runs:
+        print("no runs yet: `lightning-kernel run app app.py` starts one")
+        return
+    print(f"{'RUN':<24} {'NAME':<20} {'STATUS':<12} {'STARTED':<19} {'EVENTS TO':>9}")
+    for r in runs:
+        print(f"{r.id:<24} {r.name[:20]:<20} {r.status:<12} {_ts(r.created_at):<19} {r.last_seq:>9}")
+
+
+def _summary(rec: Any) -> str:
+    b = rec.body
+    t = rec.type
+    if t == "run.created":
+        return f"{b['name']} ({len(b['components'])} components)"
+    if t == "flow.state_changed":
+        return " ".join(f"{c}.{k}={_j(v)}" for c, attrs in b["changes"].items() for k, v in attrs.items())
+    if t == "work.state_changed":
+        return f"{b['work']} " + " ".join(f"{k}={_j(v)}" for k, v in b["changes"].items())
+    if t == "work.run_requested":
+        return f"{b['work']} call {b['call']} args={_j(b['args'])} kwargs={_j(b['kwargs'])}"
+    if t == "work.status_changed":
+        extra = f" ({b['reason']})" if b.get("reason") else ""
+        return f"{b['work']} call {b['call']} {b['stage']}{extra}"
+    if t == "work.record":
+        return f"{b['work']} {b['kind']} {_j(b['data'])}"
+    if t in ("run.ended", "run.interrupted", "run.resumed", "run.stop_requested", "work.stop_requested"):
+        return " ".join(str(v).splitlines()[0] if v else "" for v in b.values()).strip()
+    return _j(b)
+
+
+def print_history(store: EventStore, run_id: str, as_json: bool, after: int, limit: int | None) -> None:
+    info = store.run(run_id)
+    events = store.events(info.id, after_seq=after, limit=limit)
+    for e in events:
+        if as_json:
+            print(
+                _j(
+                    {
+                        "seq": e.seq,
+                        "id": e.id,
+                        "type": e.type,
+                        "version": e.version,
+                        "ts": e.ts,
+                        "source": e.source,
+                        "body": e.body,
+                    }
+                )
+            )
+        else:
+            print(f"{e.seq:>8}  {_ts(e.ts)}  {e.source:<14} {e.type:<22} {_summary(e)}"[:240])
+
+
+def print_state(store: EventStore, run_id: str, at_seq: int | None, as_json: bool) -> None:
+    info = store.run(run_id)
+    state = load_state(store, info.id, upto_seq=at_seq)
+    if not state:
+        from .errors import KernelError
+
+        raise KernelError(f"run {info.id} has no state at seq {at_seq}: its first event comes later")
+    out = {
+        "run": state["run"],
+        "root": component_tree(state),
+        "works": {n: {"status": w["status"], "calls": len(w["calls"])} for n, w in state["works"].items()},
+    }
+    print(json.dumps(out, indent=None if as_json else 2))
+
+
+def print_logs(store: EventStore, run_id: str, component: str | None, as_json: bool) -> None:
+    info = store.run(run_id)
+    for line in store.logs(info.id, component=component):
+        if as_json:
+            print(
+                _j(
+                    {
+                        "seq": line.seq,
+                        "component": line.component,
+                        "ts": line.ts,
+                        "stream": line.stream,
+                        "line": line.line,
+                    }
+                )
+            )
+        else:
+            print(f"{line.component}: {line.line}" if component is None else line.line)

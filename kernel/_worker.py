@@ -1,0 +1,247 @@
+"""The worker runtime: hosts one Work, on any machine, for any executor.
+
+An executor only starts, stops and watches the process; everything else is here: connect to NATS,
+load the app from the artifact store, take the Work's run commands from the stream in order, run
+them, and publish status, state changes and printed lines. Started as
+``python -m lightning_kernel._worker`` with the spec as JSON in ``LK_WORKER_SPEC``, or by calling
+``main(spec)`` in a fresh process (the local executor's forkserver does that).
+
+A Work is stopped by a ``work.stop_requested`` command (the runtime interrupts ``run()``), or by
+SIGTERM (the executor's way, also on kernel shutdown): the call is recorded as ``stopped`` with the
+reason, so a resumed run launches it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._events import (
+    WorkRecord,
+    WorkRunRequested,
+    WorkStateChanged,
+    WorkStatusChanged,
+    WorkStopRequested,
+    to_event,
+    work_token,
+)
+from ._records import EventRecord
+from ._runtime_io import BusThread
+from ._status import WorkStageStatus
+from ._tee import LineTee
+from ._work import LightningWork, check_returned, user_run
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker needs to host ``work`` of ``run_id``; JSON, so any executor can ship it."""
+
+    run_id: str
+    work: str
+    nats_url: str
+    nats_token: str | None
+    artifacts: str
+    app: str
+    start_seq: int
+    work_root: str
+    echo: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    resume_vars: dict[str, Any] | None = None
+    """A relaunched Work's last recorded state, applied over its first command's (a resume)."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: str) -> WorkerSpec:
+        return cls(**json.loads(data))
+
+
+class _Stop(BaseException):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.io = BusThread(spec.nats_url, spec.nats_token, spec.run_id, spec.work)
+        self.commands: queue.Queue[EventRecord | None] = queue.Queue()
+        self._in_user_code = False
+        self._first_call = True
+        self.store: Any = None
+        self._stop_reason: str | None = None
+        self._lock = threading.Lock()
+
+    def load_work(self) -> LightningWork:
+        import cloudpickle
+        from lightning_kernel.storage._artifacts import ArtifactStore  # type: ignore[import-not-found,unused-ignore]
+
+        self.store = ArtifactStore(self.spec.artifacts)
+        blob = self.store.get_bytes(self.spec.app)
+        app = cloudpickle.loads(blob)
+        work = app.components[self.spec.work]
+        assert isinstance(work, LightningWork), f"{self.spec.work} is not a LightningWork"
+        return work
+
+    def serve(self) -> int:
+        spec = self.spec
+        os.makedirs(spec.work_root, exist_ok=True)
+        os.chdir(spec.work_root)
+        work = self.load_work()
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        sys.stdout = LineTee(lambda line: self.io.log("stdout", line), sys.__stdout__ if spec.echo else None)
+        sys.stderr = LineTee(lambda line: self.io.log("stderr", line), sys.__stderr__ if spec.echo else None)
+        self.io.follow(f"lk.{spec.run_id}.cmd.{work_token(spec.work)}", spec.start_seq, self._on_command)
+        try:
+            while True:
+                record = self.commands.get()
+                if record is None:  # stopped while idle
+                    return 0
+                event = to_event(record)
+                if isinstance(event, WorkRunRequested) and not self._execute(work, event):
+                    return 0
+        finally:
+            sys.stdout.flush()
+            self.io.barrier()
+            self.io.close()
+
+    def _on_command(self, record: EventRecord) -> None:
+        # On the bus thread: stop requests act at once, run requests queue for the main thread.
+        if record.type == WorkStopRequested.TYPE:
+            with self._lock:
+                self._stop_reason = to_event(record).reason or "stop requested"  # type: ignore[attr-defined]
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            self.commands.put(record)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._interrupt("sigterm")
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        with self._lock:
+            reason = self._stop_reason or "sigint"
+        self._interrupt(reason)
+
+    def _interrupt(self, reason: str) -> None:
+        # Only user code is interrupted mid-way; the runtime's own steps (publishing the last status,
+        # waiting for acks) finish, and an idle worker just leaves its loop.
+        if self._in_user_code:
+            self._in_user_code = False
+            raise _Stop(reason)
+        self.commands.put(None)
+
+    def _status(self, call: str, stage: str, reason: str = "", message: str = "") -> None:
+        self.io.emit(
+            WorkStatusChanged(work=self.spec.work, call=call, stage=stage, reason=reason, message=message)
+        )
+
+    def _execute(self, work: LightningWork, cmd: WorkRunRequested) -> bool:
+        """Run one call, inside the Work's storage context; False when the worker must exit."""
+        from lightning_kernel.storage._context import StorageContext, using
+
+        name = self.spec.work
+
+        def publish(kind: str, body: dict[str, Any]) -> None:
+            self.io.emit(WorkRecord(work=name, kind=kind, data=body))
+
+        ctx = StorageContext(
+            store=self.store,
+            run_id=self.spec.run_id,
+            work_name=name,
+            work_root=self.spec.work_root,
+            publish=publish,
+        )
+        with using(ctx):
+            return self._execute_in_context(work, cmd)
+
+    def _execute_in_context(self, work: LightningWork, cmd: WorkRunRequested) -> bool:
+        from lightning_kernel.storage._persist import (
+            find_paths,
+            persist_paths,
+            restore_paths,
+            transfer_inputs,
+        )
+
+        name = self.spec.work
+        work._lk_set_vars(cmd.vars)
+        if self.spec.resume_vars is not None:
+            work._lk_set_vars(self.spec.resume_vars)
+            self.spec.resume_vars = None
+        last = work._lk_vars()
+
+        def changed(attr: str, value: Any) -> None:
+            # Any assignment sends everything that differs, so in-place edits of other attributes
+            # (a list appended to) travel with it.
+            now = work._lk_vars()
+            diff = {k: v for k, v in now.items() if last.get(k, _MISSING) != v}
+            if diff:
+                last.update(diff)
+                self.io.emit(WorkStateChanged(work=name, call=cmd.call, changes=diff))
+
+        self._status(cmd.call, WorkStageStatus.RUNNING)
+        stage, reason, message, keep_going = WorkStageStatus.SUCCEEDED, "", "", True
+        object.__setattr__(work, "_lk_on_change", changed)
+        object.__setattr__(work, "_lk_in_run", True)
+        own = [p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)]
+        try:
+            args = [work._lk_revive("", a) for a in cmd.args]
+            kwargs = {k: work._lk_revive(k, v) for k, v in cmd.kwargs.items()}
+            if self._first_call:
+                # A Work launched again (a resume, a new process) gets its own persisted Paths back.
+                self._first_call = False
+                restore_paths(own)
+            # Paths of other Works, in the arguments or the attributes, arrive before run() starts.
+            transfer_inputs(find_paths(args, kwargs, list(vars(work).values())))
+            self._in_user_code = True
+            try:
+                result = user_run(work)(*args, **kwargs)
+            finally:
+                self._in_user_code = False
+            check_returned(name, result)
+        except _Stop as stop:
+            stage, reason, keep_going = WorkStageStatus.STOPPED, stop.reason, False
+        except BaseException as exc:
+            stage, reason = WorkStageStatus.FAILED, type(exc).__name__
+            message = "".join(traceback.format_exception(exc))
+            sys.stderr.write(message)
+        finally:
+            object.__setattr__(work, "_lk_on_change", None)
+            object.__setattr__(work, "_lk_in_run", False)
+        try:
+            # Finished, failed or interrupted: the Work's Paths are persisted either way.
+            persist_paths([p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)])
+        except BaseException as exc:
+            if stage == WorkStageStatus.SUCCEEDED:
+                stage, reason, message = WorkStageStatus.FAILED, type(exc).__name__, str(exc)
+            sys.stderr.write(f"persisting the Paths of {name} failed: {exc}\n")
+        try:
+            changed("", None)
+        except BaseException as exc:  # the final state is not JSON: the call fails, naming the attribute
+            stage, reason, message = WorkStageStatus.FAILED, type(exc).__name__, str(exc)
+        self._status(cmd.call, stage, reason, message)
+        sys.stdout.flush()
+        self.io.barrier()
+        return keep_going
+
+
+_MISSING = object()
+
+
+def main(spec: WorkerSpec) -> int:
+    for k, v in spec.env.items():
+        os.environ[k] = v
+    return Worker(spec).serve()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(WorkerSpec.from_json(os.environ["LK_WORKER_SPEC"])))

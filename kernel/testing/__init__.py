@@ -1,0 +1,5 @@
+"""Contract tests that third-party stores (and executors) subclass to prove they behave."""
+
+from ._store import EventStoreContract
+
+__all__ = ["EventStoreContract"]

@@ -1,0 +1,162 @@
+"""`serve`: a long-running kernel hosting many runs, its HTTP API, and `run app --server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _fixtures._ports import free_port, wait_port
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture
+def server(lk):
+    port = free_port()
+    proc = lk.popen("serve", "--port", str(port))
+    try:
+        wait_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+
+
+def test_run_app_on_a_server_and_the_api(lk, server):
+    url, _ = server
+    app = lk.app((EXAMPLES / "counter.py").read_text())
+    proc = lk("run", "app", app, "--server", url, check=True, timeout=120)
+    assert "State:" in proc.stdout and "done" in proc.stdout
+
+    runs = get(f"{url}/api/runs")
+    assert len(runs) == 1 and runs[0]["status"] == "succeeded"
+    run_id = runs[0]["id"]
+    assert get(f"{url}/api/runs/latest")["id"] == run_id
+    events = get(f"{url}/api/runs/{run_id}/events?after=0")
+    assert events[0]["type"] == "run.created" and events[-1]["type"] == "run.ended"
+    later = get(f"{url}/api/runs/{run_id}/events?after={events[3]['seq']}")
+    assert [e["seq"] for e in later] == [e["seq"] for e in events[4:]]
+    seq = next(
+        e["seq"]
+        for e in events
+        if e["type"] == "work.state_changed"
+        and e["body"]["work"] == "root.w_1"
+        and e["body"]["changes"]["counter"] == 2
+    )
+    assert get(f"{url}/api/runs/{run_id}/state?at={seq}")["root"]["works"]["w_1"]["vars"]["counter"] == 2
+    assert get(f"{url}/api/runs/{run_id}/state")["run"]["status"] == "succeeded"
+    logs = get(f"{url}/api/runs/{run_id}/logs?component=root")
+    assert logs[-1]["line"] == "done"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        get(f"{url}/api/runs/nope/state")
+    assert info.value.code == 404
+    with urllib.request.urlopen(f"{url}/view", timeout=10) as r:
+        assert run_id in r.read().decode()
+
+
+def test_many_runs_at_once_and_stop_through_the_api(lk, server):
+    url, _ = server
+    forever = lk.app(
+        """
+        import time
+        from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+        class Tick(LightningWork):
+            def __init__(self):
+                super().__init__(parallel=True)
+                self.n = 0
+            def run(self):
+                while True:
+                    time.sleep(0.05)
+                    self.n += 1
+
+        class Root(LightningFlow):
+            def __init__(self):
+                super().__init__()
+                self.t = Tick()
+            def run(self):
+                self.t.run()
+
+        app = LightningApp(Root())
+    """,
+        name="forever.py",
+    )
+    followers = [lk.popen("run", "app", forever, "--server", url) for _ in range(2)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = get(f"{url}/api/runs")
+        if len(runs) == 2 and all(r["status"] == "running" and r["last_seq"] > 5 for r in runs):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"two runs did not start: {runs}")
+    for r in runs:
+        req = urllib.request.Request(f"{url}/api/runs/{r['id']}/stop", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 202
+    for f in followers:
+        _, err = f.communicate(timeout=60)
+        assert f.returncode == 0, err
+    assert {r["status"] for r in get(f"{url}/api/runs")} == {"stopped"}
+
+
+def test_changes_need_the_token_beyond_loopback(tmp_path):
+    from lightning_kernel._config import Config
+    from lightning_kernel._server import Server
+    from starlette.testclient import TestClient
+
+    server = Server(Config.from_env(data_dir=str(tmp_path)), "0.0.0.0")
+    client = TestClient(server.app())
+    assert client.post("/api/runs", content=b"x").status_code == 401
+    assert client.post("/api/runs/r1/stop").status_code == 401
+    assert Server(Config.from_env(data_dir=str(tmp_path)), "127.0.0.1").require_token is False
+
+
+def test_serve_resumes_its_runs_after_a_restart(lk):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = lk.app((EXAMPLES / "counter.py").read_text().replace(">= 5", ">= 40"))
+    first = lk.popen("serve", "--port", str(port))
+    wait_port(port, timeout=30)
+    follower = lk.popen("run", "app", app, "--server", url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = get(f"{url}/api/runs")
+        if runs and runs[0]["last_seq"] > 10:
+            break
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    # wait(), not communicate(): the killed kernel's Works may hold its output pipe a moment longer.
+    first.wait(timeout=30)
+    follower.kill()
+    follower.wait(timeout=30)
+    second = lk.popen("serve", "--port", str(port))
+    try:
+        wait_port(port, timeout=30)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = get(f"{url}/api/runs")[0]["status"]
+            if status == "succeeded":
+                break
+            time.sleep(0.2)
+        assert status == "succeeded"
+        state = get(f"{url}/api/runs/latest/state")
+        assert state["root"]["works"]["w_1"]["vars"]["counter"] >= 40
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+    assert os.path.exists(lk.dir / "data" / "server.token")

@@ -1,0 +1,115 @@
+"""Issue 3 end to end: Paths move between Works, on the local store and on S3 (moto's server),
+and an interrupted Work resumes from its own checkpoint file."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from test_resume import wait_for_step
+
+HANDOVER = """
+import os
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+class ModelTraining(LightningWork):
+    def __init__(self):
+        super().__init__()
+        self.checkpoint_dir = "lit://outputs/checkpoints"
+    def run(self):
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        with open(os.path.join(self.checkpoint_dir, "checkpoint_1.ckpt"), "wb") as f:
+            f.write(b"weights")
+
+class ModelDeploy(LightningWork):
+    def run(self, checkpoint_dir):
+        print(sorted(os.listdir(checkpoint_dir)))
+        with open(os.path.join(checkpoint_dir, "checkpoint_1.ckpt"), "rb") as f:
+            print(f.read().decode())
+
+class Flow(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.train = ModelTraining()
+        self.deploy = ModelDeploy()
+    def run(self):
+        self.train.run()
+        self.deploy.run(checkpoint_dir=self.train.checkpoint_dir)
+        if self.deploy.has_succeeded:
+            self.stop()
+
+app = LightningApp(Flow())
+"""
+
+RESUMABLE = """
+import os, time
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+class Trainer(LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+        self.ckpt = "lit://ckpt/last.txt"
+        self.step = 0
+        self.started_from = []
+    def run(self):
+        start = int(open(self.ckpt).read()) if os.path.exists(self.ckpt) else 0
+        self.started_from = self.started_from + [start]
+        os.makedirs(os.path.dirname(self.ckpt), exist_ok=True)
+        for i in range(start + 1, 31):
+            time.sleep(0.06)
+            with open(self.ckpt, "w") as f:
+                f.write(str(i))
+            self.step = i
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.steps = Trainer()
+    def run(self):
+        self.steps.run()
+        if self.steps.has_succeeded:
+            self.stop(f"started from {self.steps.started_from}")
+
+app = LightningApp(Root())
+"""
+
+
+def test_handover_on_the_local_store(lk):
+    proc = lk("run", "app", lk.app(HANDOVER), check=True)
+    assert "['checkpoint_1.ckpt']" in proc.stdout and "weights" in proc.stdout
+    kinds = [e["body"]["kind"] for e in lk.json_lines("history", "latest") if e["type"] == "work.record"]
+    assert "path.persisted" in kinds and "path.transferred" in kinds
+
+
+def test_handover_on_s3(lk, s3_server, s3_bucket):
+    lk.env.update(
+        LK_ARTIFACTS=f"s3://{s3_bucket}/apps",
+        LK_S3_ENDPOINT_URL=s3_server.endpoint_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    proc = lk("run", "app", lk.app(HANDOVER), check=True)
+    assert "['checkpoint_1.ckpt']" in proc.stdout and "weights" in proc.stdout
+    assert not os.path.exists(lk.dir / "data" / "artifacts"), "nothing may go to the local store"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_work_resumes_from_its_checkpoint(lk, how):
+    proc = lk.popen("run", "app", lk.app(RESUMABLE))
+    wait_for_step(lk, 5)
+    proc.send_signal(how)
+    proc.communicate(timeout=30)
+    if how == signal.SIGTERM:
+        # An interrupted Work persisted its Paths: it resumes from the store even on a machine
+        # where its old working directory is gone.
+        import shutil
+
+        shutil.rmtree(lk.dir / "data" / "works")
+    # After SIGKILL of the kernel, the files are still in the Work's root here; restoring keeps them.
+    resumed = lk("resume", "latest", check=True, timeout=60)
+    started = resumed.stdout.strip().splitlines()[-1]
+    assert started.startswith("started from [0, ")
+    resumed_at = int(started.split(", ")[1].rstrip("]"))
+    assert resumed_at >= 5, started

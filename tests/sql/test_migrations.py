@@ -1,0 +1,120 @@
+"""The Alembic migrations build the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from lightning_kernel import _schema as schema
+from lightning_kernel._sql import SqlEventStore, alembic_config, open_store, upgrade
+from lightning_kernel.errors import ServiceUnreachable
+
+TABLES = {"alembic_version", "events", "logs", "runs", "snapshots"}
+
+
+def _tables(url: str) -> set[str]:
+    store = SqlEventStore(url)  # not open_store: that would migrate
+    try:
+        with store.engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        store.close()
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert heads == [schema.HEAD_REVISION]
+
+
+def test_upgrade_from_empty_builds_the_models(store_url: str) -> None:
+    assert _tables(store_url) == set()
+    upgrade(store_url)
+    assert _tables(store_url) == TABLES
+    store = SqlEventStore(store_url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [
+                schema.HEAD_REVISION
+            ]
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            assert compare_metadata(ctx, schema.metadata) == []
+    finally:
+        store.close()
+
+
+def test_downgrade_to_base_and_up_again(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        with store.engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "base")
+        assert _tables(store_url) == {"alembic_version"}
+        assert store.revision() is None
+        store.upgrade()
+        assert store.revision() == schema.HEAD_REVISION
+        assert _tables(store_url) == TABLES
+    finally:
+        store.close()
+
+
+def test_concurrent_first_opens_migrate_once(store_url: str) -> None:
+    errors: list[BaseException] = []
+    stores: list[SqlEventStore] = []
+
+    def opener() -> None:
+        try:
+            stores.append(open_store(store_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert errors == []
+    assert len(stores) == 4
+    assert _tables(store_url) == TABLES
+
+
+def test_opening_a_current_schema_does_not_import_alembic(store_url: str) -> None:
+    upgrade(store_url)
+    code = (
+        "import sys; from lightning_kernel._sql import open_store; "
+        f"open_store({store_url!r}).close(); print(sorted(m for m in sys.modules if m.startswith('alembic')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_opening_an_empty_database_migrates_it(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        assert store.revision() == schema.HEAD_REVISION
+        assert store.max_seq() == 0
+    finally:
+        store.close()
+
+
+def test_schema_from_a_newer_release_is_refused_clearly(store_url: str) -> None:
+    upgrade(store_url)
+    store = SqlEventStore(store_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    finally:
+        store.close()
+    with pytest.raises(ServiceUnreachable) as info:
+        open_store(store_url)
+    assert "'9999_future'" in info.value.reason
+    assert "a newer lightning-kernel wrote it" in info.value.reason

@@ -1,0 +1,38 @@
+"""A PyTorch Lightning 2.x-compatible Trainer: ``import lightning_kernel.trainer as pl``.
+
+``pl.Trainer``, ``pl.LightningModule``, ``pl.LightningDataModule``, ``pl.Callback``,
+``pl.seed_everything``, ``pl.callbacks.*``, ``pl.loggers.*`` and ``pl.tuner.Tuner`` behave as in
+PyTorch Lightning, with a fraction of its per-step overhead and import time.
+"""
+
+from . import callbacks, loggers, tuner
+from ._checkpoint import atomic_save, load_checkpoint
+from ._datamodule import LightningDataModule
+from ._errors import CheckpointError, MisconfigurationException
+from ._module import LightningModule
+from ._optim import LightningOptimizer, LRSchedulerConfig
+from ._seed import seed_everything
+from ._state import RunningStage, TrainerFn, TrainerState, TrainerStatus
+from ._trainer import Trainer
+from .callbacks import Callback
+
+__all__ = [
+    "Callback",
+    "CheckpointError",
+    "LRSchedulerConfig",
+    "LightningDataModule",
+    "LightningModule",
+    "LightningOptimizer",
+    "MisconfigurationException",
+    "RunningStage",
+    "Trainer",
+    "TrainerFn",
+    "TrainerState",
+    "TrainerStatus",
+    "atomic_save",
+    "callbacks",
+    "load_checkpoint",
+    "loggers",
+    "seed_everything",
+    "tuner",
+]

@@ -1,0 +1,77 @@
+"""Trainer arguments that need parsing: accelerator/devices/strategy, max_time, limits."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ._deprecated import check_accelerator
+from ._errors import MisconfigurationException
+
+_STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook",
+               "ddp_find_unused_parameters_true")
+
+
+def parse_accelerator(accelerator: Any) -> str:
+    check_accelerator(accelerator)
+    if accelerator is None or accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(accelerator, str):
+        raise MisconfigurationException(f"accelerator={accelerator!r}: pass 'cpu', 'gpu', 'cuda', 'mps' or 'auto'")
+    name = accelerator.lower()
+    if name in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise MisconfigurationException(
+                f"accelerator={accelerator!r} but no CUDA GPU is available (torch {torch.__version__}, "
+                f"CUDA build: {torch.version.cuda}); use accelerator='cpu'"
+            )
+        return "cuda"
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise MisconfigurationException("accelerator='mps' but MPS is not available; use accelerator='cpu'")
+        return "mps"
+    if name == "cpu":
+        return "cpu"
+    raise MisconfigurationException(f"accelerator={accelerator!r} is unknown; pass 'cpu', 'gpu', 'cuda', 'mps' or 'auto'")
+
+
+def parse_strategy(strategy: Any, n_devices: int, num_nodes: int) -> str:
+    if not isinstance(strategy, str) or strategy not in _STRATEGIES:
+        raise MisconfigurationException(
+            f"strategy={strategy!r} is not supported; use one of {list(_STRATEGIES)} "
+            "(DeepSpeed, FSDP and DP are not available in lightning_kernel.trainer)"
+        )
+    if strategy == "auto":
+        return "ddp" if n_devices * num_nodes > 1 else "single_device"
+    if strategy == "single_device" and n_devices * num_nodes > 1:
+        raise MisconfigurationException(
+            f"strategy='single_device' cannot run on {n_devices * num_nodes} devices; use 'ddp' or devices=1"
+        )
+    return strategy
+
+
+def parse_max_time(max_time: Any) -> float | None:
+    """Seconds from ``"DD:HH:MM:SS"``, a ``timedelta`` or a dict of ``timedelta`` keywords."""
+    if max_time is None:
+        return None
+    if isinstance(max_time, datetime.timedelta):
+        return max_time.total_seconds()
+    if isinstance(max_time, Mapping):
+        return datetime.timedelta(**max_time).total_seconds()
+    if isinstance(max_time, str) and re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time):
+        days, hours, minutes, seconds = (int(x) for x in max_time.split(":"))
+        return datetime.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds).total_seconds()
+    raise MisconfigurationException(
+        f"max_time={max_time!r}: pass 'DD:HH:MM:SS', a datetime.timedelta or a dict such as {{'hours': 1}}"
+    )
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 0, allow: tuple[Any, ...] = ()) -> None:
+    if value in allow and not isinstance(value, bool):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise MisconfigurationException(f"`{name}` must be an int >= {minimum}, got {value!r}")

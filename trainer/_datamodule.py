@@ -1,0 +1,101 @@
+"""``LightningDataModule``: the data of a project in one place (prepare, split, dataloaders)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import MisconfigurationException
+from ._hparams import HyperparametersMixin
+
+if TYPE_CHECKING:
+    from ._trainer import Trainer
+
+
+class LightningDataModule(HyperparametersMixin):
+    """Override ``prepare_data`` (download, once per node), ``setup(stage)`` (split, on every process)
+    and the ``*_dataloader`` methods; pass it as ``trainer.fit(model, datamodule=dm)``."""
+
+    CHECKPOINT_HYPER_PARAMS_KEY = "datamodule_hyper_parameters"
+    CHECKPOINT_HYPER_PARAMS_NAME = "datamodule_hparams_name"
+    CHECKPOINT_HYPER_PARAMS_TYPE = "datamodule_hparams_type"
+
+    name: str | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trainer: Trainer | None = None
+        self.prepare_data_per_node = True
+
+    def prepare_data(self) -> None: ...
+    def setup(self, stage: str) -> None: ...
+    def teardown(self, stage: str) -> None: ...
+
+    def train_dataloader(self) -> Any:
+        raise MisconfigurationException(f"`train_dataloader` must be implemented in {type(self).__name__}")
+
+    def val_dataloader(self) -> Any:
+        raise MisconfigurationException(f"`val_dataloader` must be implemented in {type(self).__name__}")
+
+    def test_dataloader(self) -> Any:
+        raise MisconfigurationException(f"`test_dataloader` must be implemented in {type(self).__name__}")
+
+    def predict_dataloader(self) -> Any:
+        raise MisconfigurationException(f"`predict_dataloader` must be implemented in {type(self).__name__}")
+
+    def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
+        from ._data import move_data_to_device
+
+        return move_data_to_device(batch, device)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+    def on_exception(self, exception: BaseException) -> None:
+        pass
+
+    @classmethod
+    def from_datasets(
+        cls,
+        train_dataset: Any = None,
+        val_dataset: Any = None,
+        test_dataset: Any = None,
+        predict_dataset: Any = None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        **loader_kwargs: Any,
+    ) -> LightningDataModule:
+        """A datamodule whose dataloaders wrap the given datasets (train shuffled)."""
+        from torch.utils.data import DataLoader
+
+        datasets = {"train": train_dataset, "val": val_dataset, "test": test_dataset, "predict": predict_dataset}
+
+        def loader(kind: str) -> Any:
+            def make(self: LightningDataModule) -> Any:
+                data = datasets[kind]
+                if isinstance(data, (list, tuple)):
+                    return [DataLoader(d, batch_size=batch_size, num_workers=num_workers, **loader_kwargs) for d in data]
+                return DataLoader(
+                    data, batch_size=batch_size, shuffle=kind == "train", num_workers=num_workers, **loader_kwargs
+                )
+
+            return make
+
+        methods = {f"{k}_dataloader": loader(k) for k, v in datasets.items() if v is not None}
+        return type("LightningDataModuleFromDatasets", (cls,), methods)()
+
+    @classmethod
+    def load_from_checkpoint(
+        cls, checkpoint_path: str, map_location: Any = None, hparams_file: str | None = None, **kwargs: Any
+    ) -> Any:
+        from ._restore import load_datamodule_from_checkpoint
+
+        return load_datamodule_from_checkpoint(cls, checkpoint_path, map_location, kwargs)
