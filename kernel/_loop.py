@@ -86,6 +86,7 @@ class RunDriver:
         self._outbox: list[Event] = []
         self._sub: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._starting: set[asyncio.Future[None]] = set()
         self._ending = False
         self._idle = False
         self.iterations = 0
@@ -287,6 +288,10 @@ class RunDriver:
             self._spawn(self._end(RunEnded(status="stopped", message=record.body.get("reason", ""))))
 
     async def _ensure_worker(self, name: str, seq: int, resume_vars: dict[str, Any] | None = None) -> None:
+        if self._ending:
+            # A run request still coming back after the end: a worker started now would write
+            # after ``run.ended``.
+            return
         handle = self.handles.get(name)
         if handle is not None and handle.alive:
             return
@@ -294,6 +299,14 @@ class RunDriver:
         executor = self.executors.get(work.cloud_compute.executor or self.default_executor)
         spec = self.worker_spec(name, seq)
         spec.resume_vars = resume_vars
+        start = asyncio.ensure_future(self._start_worker(name, executor, spec))
+        self._starting.add(start)
+        try:
+            await start
+        finally:
+            self._starting.discard(start)
+
+    async def _start_worker(self, name: str, executor: Any, spec: WorkerSpec) -> None:
         handle = await executor.start(spec)
         self.handles[name] = handle
         self._spawn(self._watch(name, handle))
@@ -323,6 +336,8 @@ class RunDriver:
             await handle.terminate(grace=2.0)
 
     async def _shutdown_workers(self, grace: float = 5.0) -> None:
+        # A worker still starting is stopped too, once it has a handle.
+        await asyncio.gather(*self._starting, return_exceptions=True)
         handles = list(self.handles.values())
         await asyncio.gather(*(h.terminate(grace) for h in handles), return_exceptions=True)
 
@@ -336,6 +351,11 @@ class RunDriver:
             await self._publish([RunInterrupted(reason=reason)])
 
     async def close(self) -> None:
+        # No worker may outlive its kernel: multiprocessing joins live children at exit, and a
+        # worker waiting for commands never ends by itself.
+        self._ending = True
+        with contextlib.suppress(Exception):
+            await self._shutdown_workers()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

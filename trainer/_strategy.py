@@ -7,6 +7,7 @@ A DDP process learns its rank from the environment (``RANK``, ``LOCAL_RANK``, ``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -108,6 +109,9 @@ class Strategy:
             world_size=self.world_size,
             timeout=datetime.timedelta(seconds=int(os.environ.get("LK_DDP_TIMEOUT_S", "1800"))),
         )
+        # A script that ends with the group alive aborts at interpreter finalization (gloo's threads
+        # still hold tensors): leave the group while Python is whole, which Lightning scripts seldom do.
+        atexit.register(_leave_process_group)
 
     def _collective(self) -> bool:
         return self.distributed and self.world_size > 1 and dist.is_available() and dist.is_initialized()
@@ -184,6 +188,11 @@ class Strategy:
 
     def teardown(self) -> None:
         self._ddp = None
+
+
+def _leave_process_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def parse_devices(devices: Any, accelerator: str) -> list[int]:
