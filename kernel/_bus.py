@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from ._events import EVENT_STREAM, LOG_STREAM, Event, decode_record, encode
+from ._pull import BatchPuller
 from ._records import EventRecord
 from .errors import ServiceUnreachable
 
@@ -151,7 +152,9 @@ class Bus:
             pending_msgs_limit=1_000_000,
         )
 
-    async def durable(self, stream: str, name: str, subject: str, start_seq: int | None = None) -> Any:
+    async def durable(
+        self, stream: str, name: str, subject: str, start_seq: int | None = None
+    ) -> BatchPuller:
         """A durable pull consumer that acknowledges everything up to the last message of a batch.
 
         With ``start_seq`` the consumer starts there, whatever the server remembers of a consumer
@@ -159,6 +162,8 @@ class Bus:
         again after ``ack_wait``). Without it, such a consumer is taken over from its ack floor.
         """
         config = ConsumerConfig(
+            durable_name=name,
+            filter_subject=subject,
             ack_policy=AckPolicy.ALL,
             max_ack_pending=100_000,
             ack_wait=60,
@@ -175,4 +180,6 @@ class Bus:
                 await self.js.delete_consumer(stream, name)
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = max(1, start_seq)
-        return await self.js.pull_subscribe(subject, durable=name, stream=stream, config=config)
+        if info is None or start_seq is not None:
+            await self.js.add_consumer(stream, config)
+        return await BatchPuller(self.nc, stream, name).start()

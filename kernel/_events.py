@@ -18,18 +18,22 @@ dot separates subject tokens. Printed lines go to the ``LKLOG`` stream, ``lklog.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from . import _json
 from ._records import JSON, EventRecord
 from .errors import EventError
 
 EVENT_STREAM = "LK"
 LOG_STREAM = "LKLOG"
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Each event class's field names, once: ``dataclasses.fields`` is slow for a hot path."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,10 @@ class Event:
     VERSION: ClassVar[int] = 1
 
     def body(self) -> dict[str, JSON]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        return {name: getattr(self, name) for name in names}
 
     def subject(self, run_id: str) -> str:
         return f"lk.{run_id}.run"
@@ -220,7 +227,7 @@ def encode(event: Event, run_id: str, source: str, event_id: str | None = None) 
         "body": event.body(),
     }
     try:
-        data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        data = _json.dumps_strict(payload)
     except (TypeError, ValueError) as exc:
         raise EventError(f"event {event.TYPE} of run {run_id} has a body that is not JSON: {exc}") from exc
     return event.subject(run_id), eid, data
@@ -229,7 +236,7 @@ def encode(event: Event, run_id: str, source: str, event_id: str | None = None) 
 def decode_record(data: bytes, seq: int) -> EventRecord:
     """The record of a payload published with ``encode``, at stream sequence ``seq``."""
     try:
-        p = json.loads(data)
+        p = _json.loads(data)
         return EventRecord(
             seq=seq,
             id=p["id"],

@@ -15,11 +15,10 @@ import json
 import logging
 from typing import Any
 
-import nats.errors
-
 from . import _projection as projection
 from ._bus import Bus
 from ._events import EVENT_STREAM, LOG_STREAM, decode_record
+from ._pull import Raw, stream_seq
 from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
 from ._store import EventStore, load_state
 
@@ -91,9 +90,7 @@ class Recorder:
         inflight: tuple[asyncio.Future[None], Any] | None = None
         while True:
             try:
-                msgs = await sub.fetch(BATCH, timeout=0.2 if inflight else 5)
-            except nats.errors.TimeoutError:
-                msgs = []
+                msgs = await sub.next(BATCH, timeout=0.2 if inflight else 5)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a lost connection: nats-py reconnects; try again shortly
@@ -117,19 +114,20 @@ class Recorder:
                         sub = await resubscribe()
                     continue  # what was fetched comes again from the new consumer
                 self.error = None
-                await last.ack()
+                await sub.ack(last)
             if msgs:
-                inflight = (asyncio.ensure_future(write(msgs)), msgs[-1])
+                inflight = (asyncio.ensure_future(write(msgs)), msgs[-1][2])
 
-    async def _write_events(self, msgs: list[Any]) -> None:
-        records = [decode_record(m.data, m.metadata.sequence.stream) for m in msgs]
-        await asyncio.to_thread(self._fold_and_write, records)
+    async def _write_events(self, msgs: list[Raw]) -> None:
+        last = await asyncio.to_thread(self._decode_fold_and_write, msgs)
         async with self._progress:
-            self.recorded_seq = max(self.recorded_seq, records[-1].seq)
+            self.recorded_seq = max(self.recorded_seq, last)
             self._progress.notify_all()
 
-    def _fold_and_write(self, records: list[EventRecord]) -> None:
+    def _decode_fold_and_write(self, msgs: list[Raw]) -> int:
+        records = [decode_record(data, stream_seq(reply)) for _, data, reply in msgs]
         self.store.write(self._fold_batch(records))
+        return records[-1].seq
 
     def _fold_batch(self, records: list[EventRecord]) -> Batch:
         batch = Batch(events=records)
@@ -169,14 +167,14 @@ class Recorder:
                 self._since_snapshot.pop(run_id, None)
         return batch
 
-    async def _write_logs(self, msgs: list[Any]) -> None:
+    async def _write_logs(self, msgs: list[Raw]) -> None:
         lines = []
-        for m in msgs:
-            _, run_id, component = m.subject.split(".", 2)
-            p = json.loads(m.data)
+        for subject, data, reply in msgs:
+            _, run_id, component = subject.split(".", 2)
+            p = json.loads(data)
             lines.append(
                 LogLine(
-                    seq=m.metadata.sequence.stream,
+                    seq=stream_seq(reply),
                     run_id=run_id,
                     component=component.replace(":", "."),
                     ts=p["t"],

@@ -8,6 +8,7 @@ waits until every one of them is acknowledged by the stream.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import threading
@@ -31,22 +32,32 @@ class BusThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="lk-bus", daemon=True)
         self._thread.start()
         self.bus: Bus = self.call(Bus.connect(url, token, name=source))
-        self._queue: asyncio.Queue[Any] = self.call(self._make_queue())
+        # User code appends here (deque appends are atomic) and wakes the publisher only when it
+        # sleeps: one wake-up per burst, not one thread hand-off per event.
+        self._items: collections.deque[Any] = collections.deque()
+        self._asleep = True
+        self._wake: asyncio.Event = self.call(self._make_event())
         self._publisher = asyncio.run_coroutine_threadsafe(self._publish_loop(), self.loop)
 
-    async def _make_queue(self) -> asyncio.Queue[Any]:
-        return asyncio.Queue()
+    async def _make_event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+        if self._asleep:
+            self._asleep = False
+            self.loop.call_soon_threadsafe(self._wake.set)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def emit(self, event: Event) -> None:
         """Queue ``event`` for publishing; returns at once."""
-        self.loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        self._put(event)
 
     def log(self, stream: str, line: str) -> None:
         data = json.dumps({"t": time.time(), "s": stream, "l": line}).encode()
-        self.loop.call_soon_threadsafe(self._queue.put_nowait, ("log", data))
+        self._put(("log", data))
 
     def barrier(self, timeout: float | None = 30.0) -> None:
         """Wait until everything emitted so far is acknowledged."""
@@ -54,7 +65,7 @@ class BusThread:
             # NATS is gone (the kernel died with its embedded server): waiting helps nobody.
             timeout = min(timeout or 2.0, 2.0)
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self.loop.call_soon_threadsafe(self._queue.put_nowait, (_BARRIER, done))
+        self._put((_BARRIER, done))
         try:
             done.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -63,31 +74,48 @@ class BusThread:
 
     async def _publish_loop(self) -> None:
         js = self.bus.js
-        pending: list[asyncio.Future[Any]] = []
+        pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        failure: BaseException | None = None  # the first publish the stream refused since the barrier
+        since_yield = 0
         while True:
-            item = await self._queue.get()
+            if not self._items:
+                self._wake.clear()
+                self._asleep = True
+                if not self._items:  # an emit between the check and the flag went unannounced
+                    await self._wake.wait()
+                continue
+            item = self._items.popleft()
             if isinstance(item, Event):
                 subject, eid, data = encode(item, self.run_id, self.source)
                 pending.append(await js.publish_async(subject, data, headers={"Nats-Msg-Id": eid}))
-                if len(pending) > 1000:
-                    pending = [f for f in pending if not f.done()]
+                while pending and pending[0].done():
+                    acked = pending.popleft()
+                    if failure is None and acked.exception() is not None:
+                        failure = acked.exception()
+                since_yield += 1
+                if since_yield >= 256:
+                    since_yield = 0
+                    await asyncio.sleep(0)  # let the acks in
             elif item[0] == "log":
                 await self.bus.publish_log(self.run_id, self.source, item[1])
             else:
                 _, done = item
                 try:
-                    if pending:
-                        await asyncio.gather(*pending)
+                    await asyncio.gather(*pending)
+                    if failure is not None:
+                        raise failure
                     await self.bus.nc.flush()
                     done.set_result(None)
                 except Exception as exc:
                     done.set_exception(exc)
-                pending = []
+                pending.clear()
+                failure = None
 
     def follow(self, subject: str, start_seq: int, handler: Callable[[EventRecord], None]) -> None:
         self.call(self.bus.follow(subject, start_seq, handler))
 
     def close(self) -> None:
+        self._publisher.cancel()
         try:
             self.call(self.bus.close(), timeout=5)
         except Exception:

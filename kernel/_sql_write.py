@@ -23,7 +23,6 @@ Approaches measured for 1000-event batches (``bench/sql_write.py``, this 2-core 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import _schema as schema
+from ._json import dumps
 from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
 from .errors import StoreError
 
@@ -48,8 +48,6 @@ _RUN_UPDATE = (
 _SNAPSHOT_UPDATE = " ON CONFLICT (run_id, seq) DO UPDATE SET state = excluded.state"
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def write_batch(conn: Connection, batch: Batch) -> None:
