@@ -16,12 +16,11 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from ._events import EVENT_STREAM, LOG_STREAM, Event, decode_record, encode
-from ._pull import BatchPuller
+from ._pull import BatchPuller, RawClient
 from ._records import EventRecord
 from .errors import ServiceUnreachable
 
@@ -55,7 +54,7 @@ async def _probe(url: str) -> None:
 class Bus:
     """A connection to NATS with JetStream."""
 
-    def __init__(self, nc: Client, url: str) -> None:
+    def __init__(self, nc: RawClient, url: str) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.url = url
@@ -67,13 +66,14 @@ class Bus:
 
         await _probe(url)
         try:
-            nc = await nats.connect(
+            nc = RawClient()
+            await nc.connect(
                 url,
                 token=token,
                 name=name,
                 connect_timeout=3,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.2,
+                reconnect_time_wait=0.2,  # type: ignore[arg-type]  # annotated int, read as seconds
                 allow_reconnect=True,
                 error_cb=quiet,
                 pending_size=64 * 1024 * 1024,
