@@ -20,7 +20,9 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from ._events import EVENT_STREAM, LOG_STREAM, Event, decode_record, encode
-from ._pull import BatchPuller, RawClient
+from ._publish import Publisher
+from ._pull import BatchPuller
+from ._rawclient import RawClient
 from ._records import EventRecord
 from .errors import ServiceUnreachable
 
@@ -58,6 +60,7 @@ class Bus:
         self.nc = nc
         self.js = nc.jetstream()
         self.url = url
+        self._publisher: asyncio.Future[Publisher] | None = None
 
     @classmethod
     async def connect(cls, url: str, token: str | None = None, name: str = "lightning-kernel") -> Bus:
@@ -102,25 +105,31 @@ class Bus:
         # consumer can take its whole 30 s timeout.
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=2)
+        if self._publisher is not None and self._publisher.done() and not self._publisher.exception():
+            await self._publisher.result().close()
         with contextlib.suppress(Exception):
             await self.nc.close()
 
     # -- publishing ---------------------------------------------------------------------------------
 
+    async def publisher(self) -> Publisher:
+        """This connection's JetStream publisher, started on first use."""
+        if self._publisher is None:
+            self._publisher = asyncio.ensure_future(Publisher(self.nc).start())
+        return await asyncio.shield(self._publisher)
+
+    async def send(self, subject: str, event_id: str, data: bytes) -> asyncio.Future[int]:
+        """Publish an event as ``encode`` made it, without waiting: a future of its stream sequence."""
+        return await (await self.publisher()).publish(subject, data, event_id)
+
     async def publish(self, run_id: str, event: Event, source: str) -> int:
         """Publish one event and wait for the stream's ack; returns its global sequence."""
-        subject, eid, data = encode(event, run_id, source)
-        ack = await self.js.publish(subject, data, headers={"Nats-Msg-Id": eid})
-        return int(ack.seq)
+        return await (await self.send(*encode(event, run_id, source)))
 
     async def publish_many(self, run_id: str, events: Sequence[Event], source: str) -> list[int]:
         """Publish in order, pipelined (one connection keeps the order), and wait for every ack."""
-        futures = []
-        for event in events:
-            subject, eid, data = encode(event, run_id, source)
-            futures.append(await self.js.publish_async(subject, data, headers={"Nats-Msg-Id": eid}))
-        acks = await asyncio.gather(*futures)
-        return [int(a.seq) for a in acks]
+        futures = [await self.send(*encode(event, run_id, source)) for event in events]
+        return list(await asyncio.gather(*futures))
 
     async def publish_log(self, run_id: str, component: str, data: bytes) -> None:
         await self.nc.publish(f"lklog.{run_id}.{component.replace('.', ':')}", data)

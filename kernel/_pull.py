@@ -5,9 +5,8 @@ and every message it delivers is first parsed into a ``Msg`` with its headers, q
 a task: at tens of thousands of events per second that is most of the recorder's time. This puller
 speaks the pull protocol itself: one open pull request for ``batch`` messages at a time, messages
 gathered as they arrive (the server sends them at once, it does not wait for the batch to fill), and
-a new request as soon as the last one is spent or expires. Its inbox is served by ``RawClient``,
-which hands the messages of such subscriptions over as ``(subject, data, reply)`` straight from the
-protocol parser. The stream sequence is read from the reply (ack) subject.
+a new request as soon as the last one is spent or expires. Its inbox is served raw by ``RawClient``;
+the stream sequence is read from the reply (ack) subject.
 """
 
 from __future__ import annotations
@@ -16,61 +15,17 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
-from nats.aio.client import Client
+from ._rawclient import RawClient, status_of, stream_seq
 
 Raw = tuple[str, bytes, str]
 """One message: subject, payload, and the reply subject that acknowledges it."""
 
-RawSink = Callable[[bytes, bytes, bytes, "bytes | None"], None]
-
 _HEARTBEAT = b"100"
 _RENEW = (b"404", b"408")
 
-
-class RawClient(Client):
-    """nats-py's client, where a subscription can take its messages raw.
-
-    ``raw_sinks[sid]`` is called with ``(subject, reply, payload, headers)`` bytes from the parser,
-    instead of nats-py building a ``Msg``, parsing its headers and queueing it for a task. It relies
-    on ``Client._process_msg(sid, subject, reply, data, headers)``, unchanged since nats-py 2.0.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.raw_sinks: dict[int, RawSink] = {}
-
-    async def _process_msg(
-        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
-    ) -> None:
-        sink = self.raw_sinks.get(sid)
-        if sink is None:
-            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]  # None: no headers
-        else:
-            sink(subject, reply, data, headers)
-
-
-def _status(headers: bytes | None) -> bytes:
-    """The status code of a ``NATS/1.0 408 Request Timeout`` header block, or b""."""
-    if headers is not None and headers[8:9] == b" ":
-        return headers[9:12]
-    return b""
-
-
-def stream_seq(reply: str) -> int:
-    """The stream sequence of a JetStream message, from its ack subject.
-
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or with a domain and
-    account hash after ``$JS.ACK`` (12 tokens, or 11 from older servers).
-    """
-    tokens = reply.split(".")
-    if len(tokens) == 9:
-        return int(tokens[5])
-    if len(tokens) >= 11:
-        return int(tokens[7])
-    raise ValueError(f"not a JetStream ack subject: {reply!r}")
+__all__ = ["BatchPuller", "Raw", "stream_seq"]
 
 
 class BatchPuller:
@@ -116,7 +71,7 @@ class BatchPuller:
             self._owed -= 1
             self._arrived.set()
         else:
-            status = _status(headers)
+            status = status_of(headers)
             if status == _HEARTBEAT:
                 return
             # The request is over, whatever it still owed: expired (408) or without messages (404)

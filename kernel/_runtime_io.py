@@ -22,6 +22,7 @@ from ._records import EventRecord
 
 T = TypeVar("T")
 _BARRIER = object()
+_MAX_PENDING = 20_000
 
 
 class BusThread:
@@ -73,7 +74,6 @@ class BusThread:
                 raise
 
     async def _publish_loop(self) -> None:
-        js = self.bus.js
         pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         failure: BaseException | None = None  # the first publish the stream refused since the barrier
         since_yield = 0
@@ -86,8 +86,9 @@ class BusThread:
                 continue
             item = self._items.popleft()
             if isinstance(item, Event):
-                subject, eid, data = encode(item, self.run_id, self.source)
-                pending.append(await js.publish_async(subject, data, headers={"Nats-Msg-Id": eid}))
+                pending.append(await self.bus.send(*encode(item, self.run_id, self.source)))
+                if len(pending) > _MAX_PENDING:
+                    await asyncio.wait([pending[0]])  # the stream is behind: let it catch up
                 while pending and pending[0].done():
                     acked = pending.popleft()
                     if failure is None and acked.exception() is not None:

@@ -1,0 +1,82 @@
+"""Publishing against a real nats-server: acks in order, de-duplication, and refusals that are
+reported (by the publisher, and by a Work's barrier) instead of lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lightning_kernel._bus import Bus
+from lightning_kernel._events import WorkStateChanged, encode
+from lightning_kernel._natsserver import EmbeddedNats
+from lightning_kernel._publish import PublishRefused
+from lightning_kernel._runtime_io import BusThread
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    s = EmbeddedNats.start(str(tmp_path / "nats"))
+    yield s
+    s.stop()
+
+
+def _change(i: int) -> WorkStateChanged:
+    return WorkStateChanged(work="root.w", call="c", changes={"i": i})
+
+
+def test_acks_come_back_in_order_and_a_republish_is_dropped(server: EmbeddedNats) -> None:
+    async def main() -> None:
+        bus = await Bus.connect(server.url, server.token)
+        await bus.ensure_streams()
+        seqs = await bus.publish_many("r1", [_change(i) for i in range(3000)], "t")
+        assert seqs == list(range(seqs[0], seqs[0] + 3000))
+        # The same event id again, within the duplicate window: the stream keeps the first.
+        subject, eid, data = encode(_change(0), "r1", "t", event_id="fixed-id")
+        first = await (await bus.send(subject, eid, data))
+        again = await (await bus.send(subject, eid, data))
+        assert again == first and await bus.last_seq() == first
+        assert (await bus.publisher()).pending == 0
+        await bus.close()
+
+    asyncio.run(main())
+
+
+def test_a_subject_no_stream_takes_is_refused_by_name(server: EmbeddedNats) -> None:
+    async def main() -> None:
+        bus = await Bus.connect(server.url, server.token)
+        await bus.ensure_streams()
+        with pytest.raises(PublishRefused, match="no JetStream stream takes subject 'elsewhere.x'"):
+            await (await bus.send("elsewhere.x", "id1", b"{}"))
+        await bus.close()
+
+    asyncio.run(main())
+
+
+def test_a_work_barrier_raises_when_the_stream_refused_an_event(server: EmbeddedNats) -> None:
+    async def setup() -> None:
+        bus = await Bus.connect(server.url, server.token)
+        await bus.ensure_streams()
+        await bus.close()
+
+    async def drop_streams() -> None:
+        bus = await Bus.connect(server.url, server.token)
+        await bus.js.delete_stream("LK")
+        await bus.close()
+
+    asyncio.run(setup())
+    work = BusThread(server.url, server.token, "r2", "root.w")
+    try:
+        for i in range(100):
+            work.emit(_change(i))
+        work.barrier(timeout=10)  # all acknowledged
+        asyncio.run(drop_streams())
+        work.emit(_change(100))
+        with pytest.raises(PublishRefused, match="no JetStream stream takes subject 'lk.r2.evt.root:w'"):
+            work.barrier(timeout=10)
+        work.emit(_change(101))
+        with pytest.raises(PublishRefused):
+            work.barrier(timeout=10)  # and the next event, while the stream is gone
+    finally:
+        work.close()
