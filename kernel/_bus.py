@@ -19,6 +19,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
+from . import _json
 from ._events import EVENT_STREAM, LOG_STREAM, Event, decode_record, encode
 from ._publish import Publisher
 from ._pull import BatchPuller
@@ -139,6 +140,16 @@ class Bus:
         return int(info.state.last_seq)
 
     # -- consuming ----------------------------------------------------------------------------------
+
+    async def listen(self, subject: str, handler: Callable[[dict[str, Any]], None]) -> Any:
+        """Call ``handler`` with the decoded payload of every event published on ``subject`` from
+        now on: a plain subscription, no JetStream consumer (for answers awaited briefly)."""
+
+        async def on_msg(msg: Msg) -> None:
+            with contextlib.suppress(ValueError):
+                handler(_json.loads(msg.data))
+
+        return await self.nc.subscribe(subject, cb=on_msg)
 
     async def follow(self, subject: str, start_seq: int, handler: RecordHandler) -> Any:
         """Deliver every event on ``subject`` from ``start_seq`` on, in stream order, to ``handler``.

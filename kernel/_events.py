@@ -157,6 +157,29 @@ class WorkStopRequested(_WorkEvent):
 
 
 @dataclass(frozen=True)
+class PathPersistRequested(_WorkEvent):
+    """Work ``requester`` needs ``path`` of ``work`` (its origin) as it is now.
+
+    A command to the origin's worker: it persists the Path (if a call is running; an idle Work's
+    files were persisted when its last call ended) and answers with a ``path.persist_answered``
+    record carrying ``request``. The kernel answers for an origin that has no worker.
+    """
+
+    TYPE: ClassVar[str] = "work.persist_requested"
+    path: str
+    request: str
+    requester: str
+
+    def subject(self, run_id: str) -> str:
+        return f"lk.{run_id}.cmd.{work_token(self.work)}"
+
+
+PERSIST_ANSWERED = "path.persist_answered"
+"""The ``WorkRecord`` kind that answers a ``PathPersistRequested``: data ``{request, path,
+persisted, reason}``."""
+
+
+@dataclass(frozen=True)
 class WorkStatusChanged(_WorkEvent):
     """A call of a Work reached ``stage``: running, succeeded, failed or stopped."""
 
@@ -199,6 +222,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FlowStateChanged,
         WorkRunRequested,
         WorkStopRequested,
+        PathPersistRequested,
         WorkStatusChanged,
         WorkStateChanged,
         WorkRecord,

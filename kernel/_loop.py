@@ -24,10 +24,13 @@ from ._app import LightningApp
 from ._bus import Bus
 from ._dispatch import USER_STOP, Blocked, decide
 from ._events import (
+    PERSIST_ANSWERED,
     Event,
     FlowStateChanged,
+    PathPersistRequested,
     RunEnded,
     RunInterrupted,
+    WorkRecord,
     WorkRunRequested,
     WorkStatusChanged,
     WorkStopRequested,
@@ -86,7 +89,7 @@ class RunDriver:
         self._outbox: list[Event] = []
         self._sub: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._starting: set[asyncio.Future[None]] = set()
+        self._starting: dict[str, asyncio.Future[None]] = {}
         self._ending = False
         self._idle = False
         self.iterations = 0
@@ -283,6 +286,18 @@ class RunDriver:
             handle = self.handles.get(record.body["work"])
             if handle is not None:
                 self._spawn(self._stop_worker(record.body["work"], handle))
+        elif t == PathPersistRequested.TYPE:
+            origin = record.body["work"]
+            handle = self.handles.get(origin)
+            if (handle is None or not handle.alive) and origin not in self._starting:
+                # No worker to persist anything: what the origin persisted last stands.
+                data = {
+                    "request": record.body["request"],
+                    "path": record.body["path"],
+                    "persisted": False,
+                    "reason": f"{origin} is not running",
+                }
+                self._spawn(self._publish([WorkRecord(work=origin, kind=PERSIST_ANSWERED, data=data)]))
         elif t == "run.stop_requested" and not self._ending:
             self._ending = True
             self._spawn(self._end(RunEnded(status="stopped", message=record.body.get("reason", ""))))
@@ -300,11 +315,11 @@ class RunDriver:
         spec = self.worker_spec(name, seq)
         spec.resume_vars = resume_vars
         start = asyncio.ensure_future(self._start_worker(name, executor, spec))
-        self._starting.add(start)
+        self._starting[name] = start
         try:
             await start
         finally:
-            self._starting.discard(start)
+            self._starting.pop(name, None)
 
     async def _start_worker(self, name: str, executor: Any, spec: WorkerSpec) -> None:
         handle = await executor.start(spec)
@@ -337,7 +352,7 @@ class RunDriver:
 
     async def _shutdown_workers(self, grace: float = 5.0) -> None:
         # A worker still starting is stopped too, once it has a handle.
-        await asyncio.gather(*self._starting, return_exceptions=True)
+        await asyncio.gather(*self._starting.values(), return_exceptions=True)
         handles = list(self.handles.values())
         await asyncio.gather(*(h.terminate(grace) for h in handles), return_exceptions=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import json
 import threading
 import time
@@ -112,8 +113,23 @@ class BusThread:
                 pending.clear()
                 failure = None
 
-    def follow(self, subject: str, start_seq: int, handler: Callable[[EventRecord], None]) -> None:
-        self.call(self.bus.follow(subject, start_seq, handler))
+    def publish_now(self, event: Event) -> int:
+        """Publish ``event`` at once (not behind the queue) and return its stream sequence."""
+        return self.call(self.bus.publish(self.run_id, event, self.source), timeout=30)
+
+    def follow(self, subject: str, start_seq: int, handler: Callable[[EventRecord], None]) -> Any:
+        """Call ``handler`` (on the bus thread) for every event on ``subject`` from ``start_seq``;
+        returns the subscription, for :meth:`unfollow`."""
+        return self.call(self.bus.follow(subject, start_seq, handler))
+
+    def listen(self, subject: str, handler: Callable[[dict[str, Any]], None]) -> Any:
+        """Call ``handler`` (on the bus thread) with each event payload published on ``subject`` from
+        now on; returns the subscription, for :meth:`unfollow`."""
+        return self.call(self.bus.listen(subject, handler), timeout=30)
+
+    def unfollow(self, sub: Any) -> None:
+        with contextlib.suppress(Exception):
+            self.call(sub.unsubscribe(), timeout=5)
 
     def close(self) -> None:
         self._publisher.cancel()

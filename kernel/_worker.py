@@ -23,7 +23,9 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import _persist_requests as persist_requests
 from ._events import (
+    PathPersistRequested,
     WorkRecord,
     WorkRunRequested,
     WorkStateChanged,
@@ -80,6 +82,9 @@ class Worker:
         self.store: Any = None
         self._stop_reason: str | None = None
         self._lock = threading.Lock()
+        self.work: LightningWork | None = None
+        self._ctx: Any = None
+        """The storage context of the call running now (None between calls)."""
 
     def load_work(self) -> LightningWork:
         import cloudpickle
@@ -96,7 +101,7 @@ class Worker:
         spec = self.spec
         os.makedirs(spec.work_root, exist_ok=True)
         os.chdir(spec.work_root)
-        work = self.load_work()
+        work = self.work = self.load_work()
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, self._on_sigint)
         sys.stdout = LineTee(lambda line: self.io.log("stdout", line), sys.__stdout__ if spec.echo else None)
@@ -117,7 +122,12 @@ class Worker:
 
     def _on_command(self, record: EventRecord) -> None:
         # On the bus thread: stop requests act at once, run requests queue for the main thread.
-        if record.type == WorkStopRequested.TYPE:
+        if record.type == PathPersistRequested.TYPE:
+            # Answered beside run(), which goes on: the consumer waits for these files now.
+            request = to_event(record)
+            args = (self.io, self.spec.work, self.work, self._ctx, request)
+            threading.Thread(target=persist_requests.answer, args=args, daemon=True).start()
+        elif record.type == WorkStopRequested.TYPE:
             with self._lock:
                 self._stop_reason = to_event(record).reason or "stop requested"  # type: ignore[attr-defined]
             os.kill(os.getpid(), signal.SIGINT)
@@ -147,12 +157,17 @@ class Worker:
 
     def _execute(self, work: LightningWork, cmd: WorkRunRequested) -> bool:
         """Run one call, inside the Work's storage context; False when the worker must exit."""
-        from lightning_kernel.storage._context import StorageContext, using
+        from lightning_kernel.storage._context import StorageContext, latest_record, using
 
         name = self.spec.work
 
         def publish(kind: str, body: dict[str, Any]) -> None:
             self.io.emit(WorkRecord(work=name, kind=kind, data=body))
+
+        def wait_persisted(origin: str, lit_path: str, timeout: float | None) -> dict[str, Any] | None:
+            # A running origin persists the files first; then its latest record is read.
+            persist_requests.ask(self.io, self.spec.run_id, name, origin, lit_path, timeout)
+            return latest_record(self.store, self.spec.run_id, origin, lit_path)
 
         ctx = StorageContext(
             store=self.store,
@@ -160,9 +175,14 @@ class Worker:
             work_name=name,
             work_root=self.spec.work_root,
             publish=publish,
+            wait_persisted=wait_persisted,
         )
-        with using(ctx):
-            return self._execute_in_context(work, cmd)
+        self._ctx = ctx
+        try:
+            with using(ctx):
+                return self._execute_in_context(work, cmd)
+        finally:
+            self._ctx = None
 
     def _execute_in_context(self, work: LightningWork, cmd: WorkRunRequested) -> bool:
         from lightning_kernel.storage._persist import (

@@ -113,3 +113,86 @@ def test_interrupted_work_resumes_from_its_checkpoint(lk, how):
     assert started.startswith("started from [0, ")
     resumed_at = int(started.split(", ")[1].rstrip("]"))
     assert resumed_at >= 5, started
+
+
+RUNNING_ORIGIN = """
+import os, time
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+class Producer(LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+        self.data = "lit://data/x.txt"
+        self.version = 0
+    def run(self):
+        os.makedirs(os.path.dirname(self.data), exist_ok=True)
+        for v in range(1, 4000):
+            with open(self.data, "w") as f:
+                f.write(f"v{v}")
+            self.version = v
+            time.sleep(0.01)
+
+class Consumer(LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+        self.seen = []
+    def run(self, data, at):
+        # Transferred before run() from the running Producer: at least the version the flow saw.
+        first = int(open(data).read()[1:])
+        time.sleep(0.3)
+        data.get(overwrite=True)  # again, later: the Producer persists what it has now
+        second = int(open(data).read()[1:])
+        self.seen = [at, first, second]
+
+class Idle(LightningWork):
+    def __init__(self):
+        super().__init__(start_with_flow=False)
+        self.out = "lit://never/written.txt"
+    def run(self):
+        pass
+
+class Asker(LightningWork):
+    def run(self, path):
+        import time
+        t = time.monotonic()
+        try:
+            path.get()
+        except FileNotFoundError as e:
+            print("not found:", e, round(time.monotonic() - t, 1))
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.producer = Producer()
+        self.consumer = Consumer()
+        self.idle = Idle()
+        self.asker = Asker()
+    def run(self):
+        self.producer.run()
+        if self.producer.version >= 20:
+            self.consumer.run(self.producer.data, at=self.producer.version)
+            self.asker.run(self.idle.out)
+        if self.consumer.seen and self.asker.has_succeeded:
+            self.stop(f"seen {self.consumer.seen}")
+
+app = LightningApp(Root())
+"""
+
+
+def test_a_running_work_persists_its_paths_when_another_asks(lk):
+    proc = lk("run", "app", lk.app(RUNNING_ORIGIN), check=True, timeout=120)
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("seen ["), proc.stdout
+    at, first, second = (int(x) for x in last[len("seen [") : -1].split(", "))
+    # Nothing had been persisted when the Consumer started: the Producer was still in its run().
+    assert first >= at >= 20 and second > first, last
+    # The Idle Work never ran: the kernel answers for it at once, and get() says what is missing.
+    notfound = [line for line in proc.stdout.splitlines() if line.startswith("not found:")]
+    assert notfound and "lit://never/written.txt" in notfound[0], proc.stdout
+    assert float(notfound[0].split()[-1]) < 5, notfound
+    records = [e["body"] for e in lk.json_lines("history", "latest") if e["type"] == "work.record"]
+    answers = [r["data"] for r in records if r["kind"] == "path.persist_answered"]
+    assert any(a["persisted"] for a in answers if a["path"] == "lit://data/x.txt")
+    assert any("root.idle is not running" in a["reason"] for a in answers), answers
+    requested = [e for e in lk.json_lines("history", "latest") if e["type"] == "work.persist_requested"]
+    assert {r["body"]["requester"] for r in requested} == {"root.consumer", "root.asker"}

@@ -1,0 +1,72 @@
+"""A running Work's Paths on request: how one Work gets another's files as they are now.
+
+The consumer (``Path.get()``, ``exists_remote()``, or the transfer before its ``run()``) publishes a
+``work.persist_requested`` command to the origin Work and waits for the answer, a ``work.record`` of
+kind ``path.persist_answered`` with its request id. The origin's worker answers from a thread of
+its own while its ``run()`` goes on: it persists the Paths that hold the requested path, then
+answers; an origin between calls answers at once (its files were persisted when its last call
+ended), and the kernel answers for an origin that has no worker. Then the consumer reads the
+origin's latest persisted record from the store. Nothing polls: every step is an event.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ._events import PERSIST_ANSWERED, PathPersistRequested, WorkRecord, new_event_id, work_token
+from ._runtime_io import BusThread
+
+ANSWER_TIMEOUT = float(os.environ.get("LK_PERSIST_ANSWER_TIMEOUT", "60"))
+"""Seconds a consumer waits for an origin to answer before taking what it last persisted (an origin
+whose worker is alive but wedged; a dead one is answered for by the kernel at once)."""
+
+
+def ask(
+    io: BusThread, run_id: str, requester: str, origin: str, lit_path: str, timeout: float | None
+) -> dict[str, Any]:
+    """Ask ``origin`` to persist ``lit_path`` now and wait for its answer (``{}`` on timeout)."""
+    request = new_event_id()
+    answer: dict[str, Any] = {}
+    answered = threading.Event()
+
+    def on_record(body: dict[str, Any]) -> None:
+        data = body.get("body", {}).get("data") or {}
+        if body.get("type") == WorkRecord.TYPE and data.get("request") == request:
+            answer.update(data)
+            answered.set()
+
+    # Listening before asking: the answer comes after the request, on the origin's event subject.
+    sub = io.listen(f"lk.{run_id}.evt.{work_token(origin)}", on_record)
+    try:
+        io.publish_now(PathPersistRequested(work=origin, path=lit_path, request=request, requester=requester))
+        answered.wait(ANSWER_TIMEOUT if timeout is None else timeout)
+    finally:
+        io.unfollow(sub)
+    return answer
+
+
+def answer(io: BusThread, name: str, work: Any, ctx: Any, request: PathPersistRequested) -> None:
+    """Persist what ``request`` asks for (``ctx``: the storage context of the running call, or None
+    between calls) and publish the answer. Runs on a thread of its own."""
+    from lightning_kernel.storage._confine import lit_ancestors
+    from lightning_kernel.storage._context import using
+    from lightning_kernel.storage._persist import find_paths, persist_paths
+
+    persisted, reason = False, "between calls: the files persisted when the last call ended stand"
+    if ctx is not None:
+        try:
+            wanted = set(lit_ancestors(request.path))
+            own = [p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)]
+            paths = [p for p in own if p.lit in wanted]
+            if paths:
+                with using(ctx):
+                    persist_paths(paths)
+                persisted, reason = True, ""
+            else:
+                reason = f"{name} holds no Path at {request.path}"
+        except Exception as exc:  # the consumer takes what was persisted before, and says why
+            reason = f"persisting failed: {type(exc).__name__}: {exc}"
+    data = {"request": request.request, "path": request.path, "persisted": persisted, "reason": reason}
+    io.emit(WorkRecord(work=name, kind=PERSIST_ANSWERED, data=data))
