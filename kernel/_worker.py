@@ -23,7 +23,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _persist_requests as persist_requests
+from . import _storage_link as storage_link
 from ._events import (
     PathPersistRequested,
     WorkRecord,
@@ -126,7 +126,7 @@ class Worker:
             # Answered beside run(), which goes on: the consumer waits for these files now.
             request = to_event(record)
             args = (self.io, self.spec.work, self.work, self._ctx, request)
-            threading.Thread(target=persist_requests.answer, args=args, daemon=True).start()
+            threading.Thread(target=storage_link.answer, args=args, daemon=True).start()
         elif record.type == WorkStopRequested.TYPE:
             with self._lock:
                 self._stop_reason = to_event(record).reason or "stop requested"  # type: ignore[attr-defined]
@@ -166,7 +166,7 @@ class Worker:
 
         def wait_persisted(origin: str, lit_path: str, timeout: float | None) -> dict[str, Any] | None:
             # A running origin persists the files first; then its latest record is read.
-            persist_requests.ask(self.io, self.spec.run_id, name, origin, lit_path, timeout)
+            storage_link.ask(self.io, self.spec.run_id, name, origin, lit_path, timeout)
             return latest_record(self.store, self.spec.run_id, origin, lit_path)
 
         ctx = StorageContext(
@@ -176,6 +176,7 @@ class Worker:
             work_root=self.spec.work_root,
             publish=publish,
             wait_persisted=wait_persisted,
+            watch=lambda predicate: storage_link.watch(self.io, predicate),
         )
         self._ctx = ctx
         try:

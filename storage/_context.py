@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextvars
 import os
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,11 @@ that path (or of a folder that holds it), once the origin has persisted; None wh
 
 class StorageContextError(KernelError):
     """A storage call made where no Work's ``run()`` executes."""
+
+
+Watch = Callable[[Callable[[str, dict[str, Any]], bool]], AbstractContextManager[threading.Event]]
+"""``watch(predicate)``: a context manager whose event is set, while the block runs, when any Work
+publishes a storage record ``(kind, data)`` that ``predicate`` accepts (``drive.put``...)."""
 
 
 def pointer_key(run_id: str, work_name: str, lit_path: str) -> str:
@@ -72,6 +78,8 @@ class StorageContext:
     work_root: str
     publish: Publish = _drop
     wait_persisted: WaitPersisted | None = None
+    watch: Watch | None = None
+    """None where no event log runs (storage used as a library): waits then check the store."""
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False)
     """Every event this context published, in order (the runtime may also read them from here)."""
 

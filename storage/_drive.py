@@ -17,6 +17,7 @@ a growing interval (at most 0.5 s): a Drive has no producer to ask, unlike a Pat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -241,12 +242,23 @@ class Drive:
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         delay = 0.02
+
+        def put_here(kind: str, data: dict[str, Any]) -> bool:
+            return kind == "drive.put" and data.get("drive") == self.id
+
         while True:
-            matches = self._matches(store, base, rel, component_name, owner)
-            if matches or deadline is None or time.monotonic() >= deadline:
-                break
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5)
+            # Watching before looking: a put that lands after the look wakes the wait.
+            watcher = ctx.watch if ctx is not None and deadline is not None else None
+            with watcher(put_here) if watcher is not None else contextlib.nullcontext(None) as put:
+                matches = self._matches(store, base, rel, component_name, owner)
+                if matches or deadline is None or time.monotonic() >= deadline:
+                    break
+                remaining = max(0.0, deadline - time.monotonic())
+                if put is not None:
+                    put.wait(remaining)
+                else:  # no event log (storage used as a library): look again a little later
+                    time.sleep(min(delay, remaining))
+                    delay = min(delay * 2, 0.5)
         if not matches:
             whose = f" from {component_name}" if component_name else ""
             waited = f" after waiting {timeout} s" if timeout else ""

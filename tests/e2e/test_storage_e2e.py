@@ -127,8 +127,10 @@ class Producer(LightningWork):
     def run(self):
         os.makedirs(os.path.dirname(self.data), exist_ok=True)
         for v in range(1, 4000):
-            with open(self.data, "w") as f:
+            # Written whole then renamed, as checkpoints should be: a persist may read at any moment.
+            with open(f"{self.data}.tmp", "w") as f:
                 f.write(f"v{v}")
+            os.replace(f"{self.data}.tmp", self.data)
             self.version = v
             time.sleep(0.01)
 
@@ -167,10 +169,13 @@ class Root(LightningFlow):
         self.consumer = Consumer()
         self.idle = Idle()
         self.asker = Asker()
+        self.at = 0
     def run(self):
         self.producer.run()
-        if self.producer.version >= 20:
-            self.consumer.run(self.producer.data, at=self.producer.version)
+        if not self.at and self.producer.version >= 20:
+            self.at = self.producer.version
+        if self.at:
+            self.consumer.run(self.producer.data, at=self.at)
             self.asker.run(self.idle.out)
         if self.consumer.seen and self.asker.has_succeeded:
             self.stop(f"seen {self.consumer.seen}")
@@ -196,3 +201,51 @@ def test_a_running_work_persists_its_paths_when_another_asks(lk):
     assert any("root.idle is not running" in a["reason"] for a in answers), answers
     requested = [e for e in lk.json_lines("history", "latest") if e["type"] == "work.persist_requested"]
     assert {r["body"]["requester"] for r in requested} == {"root.consumer", "root.asker"}
+
+
+DRIVE_WAIT = """
+import os, time
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+from lightning_kernel.storage import Drive
+
+class Waiter(LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+        self.text = ""
+    def run(self):
+        Drive("lit://shared").get("late.txt", timeout=60)  # woken by the Putter's drive.put event
+        self.text = open("late.txt").read()
+
+class Putter(LightningWork):
+    def run(self):
+        time.sleep(0.5)
+        with open("late.txt", "w") as f:
+            f.write("here at last")
+        Drive("lit://shared").put("late.txt")
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.waiter = Waiter()
+        self.putter = Putter()
+    def run(self):
+        self.waiter.run()
+        self.putter.run()
+        if self.waiter.has_succeeded:
+            self.stop(self.waiter.text)
+
+app = LightningApp(Root())
+"""
+
+
+def test_drive_get_with_a_timeout_wakes_on_the_put(lk):
+    proc = lk("run", "app", lk.app(DRIVE_WAIT), check=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "here at last"
+    history = lk.json_lines("history", "latest")
+    put = next(e for e in history if e["type"] == "work.record" and e["body"]["kind"] == "drive.put")
+    done = next(
+        e
+        for e in history
+        if e["type"] == "work.status_changed" and e["body"]["work"] == "root.waiter" and e["body"]["stage"] == "succeeded"
+    )
+    assert put["seq"] < done["seq"]

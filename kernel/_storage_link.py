@@ -1,18 +1,23 @@
-"""A running Work's Paths on request: how one Work gets another's files as they are now.
+"""How a Work's storage calls reach other Works through the event log.
 
-The consumer (``Path.get()``, ``exists_remote()``, or the transfer before its ``run()``) publishes a
-``work.persist_requested`` command to the origin Work and waits for the answer, a ``work.record`` of
-kind ``path.persist_answered`` with its request id. The origin's worker answers from a thread of
-its own while its ``run()`` goes on: it persists the Paths that hold the requested path, then
-answers; an origin between calls answers at once (its files were persisted when its last call
-ended), and the kernel answers for an origin that has no worker. Then the consumer reads the
-origin's latest persisted record from the store. Nothing polls: every step is an event.
+A running Work's Paths on request: the consumer (``Path.get()``, ``exists_remote()``, or the
+transfer before its ``run()``) publishes a ``work.persist_requested`` command to the origin Work and
+waits for the answer, a ``work.record`` of kind ``path.persist_answered`` with its request id. The
+origin's worker answers from a thread of its own while its ``run()`` goes on: it persists the Paths
+that hold the requested path, then answers; an origin between calls answers at once (its files were
+persisted when its last call ended), and the kernel answers for an origin that has no worker. Then
+the consumer reads the origin's latest persisted record from the store.
+
+Waiting for files: ``watch`` wakes a ``Drive.get(timeout=...)`` when any Work puts into the Drive.
+Nothing polls: every step is an event.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ._events import PERSIST_ANSWERED, PathPersistRequested, WorkRecord, new_event_id, work_token
@@ -70,3 +75,22 @@ def answer(io: BusThread, name: str, work: Any, ctx: Any, request: PathPersistRe
             reason = f"persisting failed: {type(exc).__name__}: {exc}"
     data = {"request": request.request, "path": request.path, "persisted": persisted, "reason": reason}
     io.emit(WorkRecord(work=name, kind=PERSIST_ANSWERED, data=data))
+
+
+@contextmanager
+def watch(io: BusThread, predicate: Callable[[str, dict[str, Any]], bool]) -> Iterator[threading.Event]:
+    """An event set, while the block runs, when any Work of any run on this NATS publishes a
+    storage record ``(kind, data)`` that ``predicate`` accepts."""
+    happened = threading.Event()
+
+    def on_payload(payload: dict[str, Any]) -> None:
+        if payload.get("type") == WorkRecord.TYPE:
+            body = payload.get("body") or {}
+            if predicate(str(body.get("kind", "")), body.get("data") or {}):
+                happened.set()
+
+    sub = io.listen("lk.*.evt.>", on_payload)
+    try:
+        yield happened
+    finally:
+        io.unfollow(sub)
