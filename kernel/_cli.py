@@ -39,6 +39,11 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--artifacts", envvar="LK_ARTIFACTS", help="Artifact store URL (file://... or s3://bucket/prefix)."
     )(fn)
     fn = click.option(
+        "--s3-endpoint",
+        envvar="LK_S3_ENDPOINT_URL",
+        help="Endpoint of an S3-compatible store (MinIO, Ceph...) for s3:// artifacts and Drives.",
+    )(fn)
+    fn = click.option(
         "--nats", envvar="LK_NATS", help="nats://host:port of an existing server (default: embedded)."
     )(fn)
     fn = click.option("--db", envvar="LK_DB", help="SQLAlchemy URL (default: sqlite in the data dir).")(fn)
@@ -54,6 +59,7 @@ def _config(**kw: Any) -> Any:
         db=kw.get("db"),
         nats=kw.get("nats"),
         artifacts=kw.get("artifacts"),
+        s3_endpoint=kw.get("s3_endpoint"),
         executor=kw.get("executor"),
     )
 

@@ -65,7 +65,7 @@ class Kernel:
         prepare = [asyncio.create_task(ex.prepare()) for ex in self.executors.by_name.values()]
         from lightning_kernel.storage._artifacts import ArtifactStore  # type: ignore[import-not-found,unused-ignore]
 
-        self.artifacts = ArtifactStore(cfg.artifacts_url)
+        self.artifacts = ArtifactStore(cfg.artifacts_url, cfg.storage_options)
         try:
             if cfg.nats is None:
                 self.nats = await nats_task
@@ -156,6 +156,7 @@ class Kernel:
                 start_seq=start_seq,
                 work_root=os.path.join(self.config.data_dir, "works", run_id, work),
                 echo=self.config.echo,
+                env=dict(self.config.worker_env),
             )
 
         return make

@@ -82,15 +82,17 @@ def test_handover_on_the_local_store(lk):
     assert "path.persisted" in kinds and "path.transferred" in kinds
 
 
-def test_handover_on_s3(lk, s3_server, s3_bucket):
-    lk.env.update(
-        LK_ARTIFACTS=f"s3://{s3_bucket}/apps",
-        LK_S3_ENDPOINT_URL=s3_server.endpoint_url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    proc = lk("run", "app", lk.app(HANDOVER), check=True)
+@pytest.mark.parametrize("endpoint_from", ["flag", "env"])
+def test_handover_on_s3(lk, s3_server, s3_bucket, endpoint_from):
+    lk.env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    lk.env.pop("LK_S3_ENDPOINT_URL", None)
+    lk.env.pop("AWS_ENDPOINT_URL", None)
+    options = ["--artifacts", f"s3://{s3_bucket}/apps"]
+    if endpoint_from == "flag":
+        options += ["--s3-endpoint", s3_server.endpoint_url]
+    else:
+        lk.env["LK_S3_ENDPOINT_URL"] = s3_server.endpoint_url
+    proc = lk("run", "app", *options, lk.app(HANDOVER), check=True)
     assert "['checkpoint_1.ckpt']" in proc.stdout and "weights" in proc.stdout
     assert not os.path.exists(lk.dir / "data" / "artifacts"), "nothing may go to the local store"
 
