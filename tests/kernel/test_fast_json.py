@@ -18,13 +18,23 @@ from lightning_kernel.errors import EventError
         {"digits": "1234567890123456789012"},
     ],
 )
-def test_loads_and_dumps_round_trip_exactly(value: dict) -> None:
-    text = _json.dumps(value)
-    assert json.loads(text) == value
-    got = _json.loads(text.encode())
+def test_strict_dumps_and_loads_round_trip_exactly(value: dict) -> None:
+    data = _json.dumps_strict(value)
+    assert json.loads(data) == value
+    got = _json.loads(data)
     assert got == value
     if "i" in value:
+        assert data.startswith(b" "), "written by json: marked so that json reads it back"
         assert isinstance(got["i"], int) and got["i"] == 2**70
+    assert json.loads(_json.dumps(value)) == value
+
+
+def test_strict_dumps_refuses_what_json_refuses() -> None:
+    with pytest.raises(ValueError):
+        _json.dumps_strict({"x": float("nan")})
+    with pytest.raises(TypeError):
+        _json.dumps_strict({"x": object()})
+    assert _json.dumps_strict({"x": None}) == b' {"x":null}'
 
 
 def test_dumps_falls_back_for_what_only_json_writes() -> None:
