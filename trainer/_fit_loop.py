@@ -16,6 +16,7 @@ from torch import Tensor
 from . import _data
 from ._data import iterate
 from ._errors import MisconfigurationException
+from ._fit_loop_state import FitLoopState
 from ._logging import ResultCollection
 from ._optim import step_schedulers
 from ._rng import capture_rng, restore_rng
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ._trainer import Trainer
 
 
-class FitLoop:
+class FitLoop(FitLoopState):
     def __init__(self, trainer: Trainer, min_epochs: int | None, max_epochs: int) -> None:
         self.trainer = trainer
         self.min_epochs = min_epochs
@@ -349,50 +350,6 @@ class FitLoop:
         if interval == "step" and self.should_accumulate():
             return
         step_schedulers(self.trainer, interval, plateau, self.batches_that_stepped)
-
-    # -- checkpoints -----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """PL's ``loops["fit_loop"]`` layout, plus what an exact mid-epoch resume needs."""
-        stepped = self.batches_that_stepped
-        if self._batch_tail and not self.should_accumulate():
-            stepped += 1  # the batch being finished will count once its tail has run
-        epoch = {"ready": self.epoch_started, "started": self.epoch_started, "processed": self.epoch_processed,
-                 "completed": self.epoch_completed}
-        batch = {k: self.batches_done for k in ("ready", "started", "processed", "completed")}
-        finished = self.batches_done > 0 and (self.is_last_batch or self.batches_done >= self.num_training_batches)
-        steps = {"total": {"ready": self.global_step, "completed": self.global_step}}
-        return {
-            "state_dict": {},
-            "epoch_progress": {"total": dict(epoch), "current": dict(epoch)},
-            "epoch_loop.state_dict": {"_batches_that_stepped": stepped},
-            "epoch_loop.batch_progress": {
-                "total": {k: self.total_batch_idx + 1 for k in batch}, "current": batch, "is_last_batch": finished,
-            },
-            "epoch_loop.automatic_optimization.optim_progress": {"optimizer": {"step": steps}},
-            "epoch_loop.manual_optimization.optim_step_progress": steps,
-            "lightning_kernel": {"epoch_start_rng": self._epoch_start_rng, "epoch_finished": finished},
-        }
-
-    def load_state_dict(self, state: dict[str, Any], rng: dict[str, Any] | None = None) -> None:
-        epoch = state["epoch_progress"]["current"]
-        batch = state["epoch_loop.batch_progress"]
-        ours = state.get("lightning_kernel", {})
-        self.epoch_processed = int(epoch["processed"])
-        self.epoch_completed = int(epoch["processed"])
-        self.batches_that_stepped = int(state["epoch_loop.state_dict"]["_batches_that_stepped"])
-        self.global_step = int(state["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]["step"]["total"]["completed"])
-        self.total_batch_idx = int(batch["total"]["completed"]) - 1
-        self.epoch_started = int(epoch["started"])
-        mid_epoch = self.epoch_started > self.epoch_processed and int(batch["current"]["completed"]) > 0
-        self._restart = {
-            "batches_done": int(batch["current"]["completed"]) if mid_epoch else 0,
-            "epoch_finished": bool(mid_epoch and ours.get("epoch_finished", batch.get("is_last_batch", False))),
-            "epoch_start_rng": ours.get("epoch_start_rng"),
-            "rng": rng,
-        }
-        if mid_epoch:
-            self.batches_done = self._restart["batches_done"]
-            self.is_last_batch = self._restart["epoch_finished"]
 
 
 def _restore_after_first(

@@ -7,36 +7,20 @@ step does is in ``_steps.py``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from . import _data
-from ._args import check_positive_int, parse_accelerator, parse_max_time, parse_strategy
-from ._callback_setup import (
-    DummyLogger,
-    configure_callbacks,
-    configure_loggers,
-)
-from ._data_connector import DataConnector
 from ._datamodule import LightningDataModule
 from ._deprecated import rename_kwarg, translate_trainer_kwargs
 from ._errors import MisconfigurationException
-from ._eval_loop import EvaluationLoop, PredictionLoop
-from ._fit_loop import FitLoop
-from ._hooks import HookTable
-from ._logger_connector import LoggerConnector
 from ._logging import ResultCollection
 from ._module import LightningModule
-from ._optim import LightningOptimizer, LRSchedulerConfig
-from ._precision import make_precision, parse_precision
-from ._profiler import make_profiler
-from ._state import RunningStage, TrainerFn, TrainerState, TrainerStatus
+from ._state import RunningStage, TrainerFn, TrainerStatus
 from ._steps import StepsMixin
-from ._strategy import Strategy, parse_devices
+from ._trainer_init import TrainerInit
 from ._trainer_props import TrainerProperties
 
 
-class Trainer(TrainerProperties, StepsMixin):
+class Trainer(TrainerInit, TrainerProperties, StepsMixin):
     """Runs a ``LightningModule``'s loops; the arguments are PyTorch Lightning 2.x's."""
 
     def __init__(
@@ -89,134 +73,6 @@ class Trainer(TrainerProperties, StepsMixin):
         self._resume_from_checkpoint: str | None = args.get("_resume_from_checkpoint")
         self._apply_args(**{k: v for k, v in args.items() if not k.startswith("_")})
 
-    def _apply_args(self, **a: Any) -> None:
-        if a["plugins"]:
-            raise MisconfigurationException("plugins= is not supported by lightning_kernel.trainer; remove it")
-        self._warned: set[str] = set()
-        self.state = TrainerState()
-        self.should_stop = False
-        self._start_time = 0.0
-        self.barebones = bool(a["barebones"])
-        # where the run happens
-        self.accelerator = parse_accelerator(a["accelerator"])
-        check_positive_int(a["num_nodes"], "num_nodes", 1)
-        self.num_nodes = a["num_nodes"]
-        self.device_ids = parse_devices(a["devices"], self.accelerator)
-        kind = parse_strategy(a["strategy"], len(self.device_ids), self.num_nodes)
-        self.strategy = Strategy(kind, self.accelerator, self.device_ids, self.num_nodes)
-        self._precision = parse_precision(a["precision"] if a["precision"] is not None else "32-true")
-        self.precision_plugin = make_precision(self._precision, self.strategy.root_device.type)
-        # loop limits
-        fast_dev_run = a["fast_dev_run"]
-        if isinstance(fast_dev_run, bool):
-            fast_dev_run = int(fast_dev_run)
-        if not isinstance(fast_dev_run, int) or fast_dev_run < 0:
-            raise MisconfigurationException(f"fast_dev_run={a['fast_dev_run']!r} must be a bool or an int >= 0")
-        self.fast_dev_run: int | bool = fast_dev_run or False
-        self._max_steps = a["max_steps"]
-        self._min_steps = a["min_steps"]
-        self._max_time = parse_max_time(a["max_time"])
-        max_epochs = a["max_epochs"]
-        if fast_dev_run:
-            max_epochs, self._max_steps = 1, fast_dev_run
-        elif max_epochs is None:
-            max_epochs = 1000 if a["max_steps"] == -1 and a["max_time"] is None else -1
-            if max_epochs == 1000:
-                self._warn_once(
-                    "`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch limit, set "
-                    "`max_epochs=-1`."
-                )
-        check_positive_int(max_epochs, "max_epochs", -1)
-        check_positive_int(self._max_steps, "max_steps", -1)
-        self.limit_train_batches = _data.parse_limit(a["limit_train_batches"], "limit_train_batches")
-        self.limit_val_batches = _data.parse_limit(a["limit_val_batches"], "limit_val_batches")
-        self.limit_test_batches = _data.parse_limit(a["limit_test_batches"], "limit_test_batches")
-        self.limit_predict_batches = _data.parse_limit(a["limit_predict_batches"], "limit_predict_batches")
-        self.val_check_interval = _data.parse_limit(a["val_check_interval"], "val_check_interval")
-        self.overfit_batches = _data.parse_limit(a["overfit_batches"], "overfit_batches") if a["overfit_batches"] else 0
-        self.check_val_every_n_epoch = a["check_val_every_n_epoch"]
-        if self.check_val_every_n_epoch is not None:
-            check_positive_int(self.check_val_every_n_epoch, "check_val_every_n_epoch", 1)
-        sanity = a["num_sanity_val_steps"]
-        sanity = 2 if sanity is None else sanity
-        check_positive_int(sanity, "num_sanity_val_steps", -1)
-        self.num_sanity_val_steps: int | float = float("inf") if sanity == -1 else sanity
-        if fast_dev_run:
-            for stage in ("train", "val", "test", "predict"):
-                setattr(self, f"limit_{stage}_batches", fast_dev_run)
-            self.num_sanity_val_steps = 0
-            self.val_check_interval = 1.0
-            self.check_val_every_n_epoch = 1
-        if self.overfit_batches:
-            self.limit_train_batches = self.limit_val_batches = self.overfit_batches
-        self.val_check_batch: int | float = float("inf")
-        self.log_every_n_steps = 50 if a["log_every_n_steps"] is None else a["log_every_n_steps"]
-        check_positive_int(self.log_every_n_steps, "log_every_n_steps", 0)
-        check_positive_int(a["accumulate_grad_batches"], "accumulate_grad_batches", 1)
-        self.accumulate_grad_batches: int = a["accumulate_grad_batches"]
-        self.gradient_clip_val = a["gradient_clip_val"]
-        self.gradient_clip_algorithm = a["gradient_clip_algorithm"]
-        if self.gradient_clip_algorithm is not None and self.gradient_clip_algorithm.lower() not in ("norm", "value"):
-            raise MisconfigurationException(
-                f"`gradient_clip_algorithm` {self.gradient_clip_algorithm} is invalid. Allowed algorithms: "
-                "['value', 'norm']."
-            )
-        if self.gradient_clip_val is not None and (
-            isinstance(self.gradient_clip_val, bool) or not isinstance(self.gradient_clip_val, (int, float))
-        ):
-            raise TypeError(f"`gradient_clip_val` should be an int or a float. Got {self.gradient_clip_val}.")
-        self.reload_dataloaders_every_n_epochs = a["reload_dataloaders_every_n_epochs"]
-        check_positive_int(self.reload_dataloaders_every_n_epochs, "reload_dataloaders_every_n_epochs", 0)
-        self.inference_mode = a["inference_mode"]
-        self.use_distributed_sampler = a["use_distributed_sampler"]
-        self.sync_batchnorm = a["sync_batchnorm"]
-        self.detect_anomaly = a["detect_anomaly"]
-        self._deterministic = a["deterministic"]
-        self._benchmark = a["benchmark"]
-        # outputs
-        self._default_root_dir = str(a["default_root_dir"] or os.getcwd())
-        enable = not self.barebones
-        self.enable_checkpointing = enable if a["enable_checkpointing"] is None else a["enable_checkpointing"]
-        self.enable_progress_bar = enable if a["enable_progress_bar"] is None else a["enable_progress_bar"]
-        self.enable_model_summary = enable if a["enable_model_summary"] is None else a["enable_model_summary"]
-        self.loggers: list[Any] = configure_loggers(None if self.barebones else a["logger"], self.default_root_dir)
-        if a["logger"] is None and not self.barebones:
-            self.loggers = configure_loggers(True, self.default_root_dir)
-        if fast_dev_run and self.loggers:
-            self.loggers = [DummyLogger()]
-        self.callbacks: list[Any] = configure_callbacks(
-            a["callbacks"], self.enable_checkpointing, self.enable_progress_bar, self.enable_model_summary
-        )
-        self.profiler = make_profiler(a["profiler"])
-        self._profiling = bool(getattr(self.profiler, "enabled", True))
-        # run state
-        self._module: Any = None
-        self._data = DataConnector(self)
-        self._logger_connector = LoggerConnector(self)
-        self.fit_loop = FitLoop(self, a["min_epochs"], max_epochs)
-        self.validate_loop = EvaluationLoop(self, RunningStage.VALIDATING, verbose=True)
-        self.test_loop = EvaluationLoop(self, RunningStage.TESTING, verbose=True)
-        self.predict_loop = PredictionLoop(self)
-        self.optimizers: list[Any] = []
-        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
-        self._lightning_optimizers: list[LightningOptimizer] = []
-        self._hooks = HookTable([], None, LightningModule)
-        self._ckpt_path: str | None = None
-        self._automatic_optimization = True
-        self._collect_epoch_outputs = False
-        self._need_step_output = True
-        self._plain_precision = True
-        self._convert_input = False
-        self._skip_transfer = True
-        self._step_takes_idx = True
-        self._train_step_fn: Any = None
-        self._batch_hook_owner: dict[str, Any] = {}
-        if fast_dev_run:
-            print(
-                f"Running in `fast_dev_run` mode: will run the requested loop using {fast_dev_run} batch(es). "
-                "Logging and checkpointing is suppressed."
-            )
-
     # -- entry points ----------------------------------------------------------------------------
     def fit(
         self,
@@ -228,7 +84,9 @@ class Trainer(TrainerProperties, StepsMixin):
         **legacy: Any,
     ) -> None:
         """Train ``model``; ``ckpt_path`` (a path, an fsspec URL or ``"last"``) resumes a run."""
-        train_dataloaders = rename_kwarg(legacy, "train_dataloader", "train_dataloaders", train_dataloaders, "fit")
+        train_dataloaders = rename_kwarg(
+            legacy, "train_dataloader", "train_dataloaders", train_dataloaders, "fit"
+        )
         _check_module(model, "fit")
         if isinstance(train_dataloaders, LightningDataModule):
             datamodule, train_dataloaders = train_dataloaders, None
@@ -284,12 +142,19 @@ class Trainer(TrainerProperties, StepsMixin):
         return_predictions: bool | None = None,
         ckpt_path: str | None = None,
     ) -> Any:
-        return self._evaluate(TrainerFn.PREDICTING, model, dataloaders, ckpt_path, False, datamodule,
-                              return_predictions)
+        return self._evaluate(
+            TrainerFn.PREDICTING, model, dataloaders, ckpt_path, False, datamodule, return_predictions
+        )
 
     def _evaluate(
-        self, fn: TrainerFn, model: LightningModule | None, dataloaders: Any, ckpt_path: str | None, verbose: bool,
-        datamodule: LightningDataModule | None, return_predictions: bool | None = None,
+        self,
+        fn: TrainerFn,
+        model: LightningModule | None,
+        dataloaders: Any,
+        ckpt_path: str | None,
+        verbose: bool,
+        datamodule: LightningDataModule | None,
+        return_predictions: bool | None = None,
     ) -> Any:
         if model is None:
             if self._module is None:
@@ -303,13 +168,23 @@ class Trainer(TrainerProperties, StepsMixin):
         if isinstance(dataloaders, LightningDataModule):
             datamodule, dataloaders = dataloaders, None
         if datamodule is not None and dataloaders is not None:
-            raise MisconfigurationException(f"You cannot pass both `trainer.{fn.value}(dataloaders=..., datamodule=...)`")
+            raise MisconfigurationException(
+                f"You cannot pass both `trainer.{fn.value}(dataloaders=..., datamodule=...)`"
+            )
         self.state.fn = fn
         self.state.status = TrainerStatus.RUNNING
-        self.state.stage = {TrainerFn.VALIDATING: RunningStage.VALIDATING, TrainerFn.TESTING: RunningStage.TESTING,
-                            TrainerFn.PREDICTING: RunningStage.PREDICTING}[fn]
+        self.state.stage = {
+            TrainerFn.VALIDATING: RunningStage.VALIDATING,
+            TrainerFn.TESTING: RunningStage.TESTING,
+            TrainerFn.PREDICTING: RunningStage.PREDICTING,
+        }[fn]
         kind = {TrainerFn.VALIDATING: "val", TrainerFn.TESTING: "test", TrainerFn.PREDICTING: "predict"}[fn]
-        if datamodule is None and dataloaders is None and self._data.datamodule is not None and model is self._module:
+        if (
+            datamodule is None
+            and dataloaders is None
+            and self._data.datamodule is not None
+            and model is self._module
+        ):
             datamodule = self._data.datamodule
         self._data.attach(datamodule, **{kind: dataloaders})
         loop: Any = {"val": self.validate_loop, "test": self.test_loop, "predict": self.predict_loop}[kind]
@@ -367,16 +242,26 @@ class Trainer(TrainerProperties, StepsMixin):
         elif self.state.stage == stage:
             self.state.stage = None
 
-    training = property(lambda self: self._stage_is(RunningStage.TRAINING),
-                        lambda self, v: self._set_stage(RunningStage.TRAINING, v))
-    validating = property(lambda self: self._stage_is(RunningStage.VALIDATING),
-                          lambda self, v: self._set_stage(RunningStage.VALIDATING, v))
-    testing = property(lambda self: self._stage_is(RunningStage.TESTING),
-                       lambda self, v: self._set_stage(RunningStage.TESTING, v))
-    predicting = property(lambda self: self._stage_is(RunningStage.PREDICTING),
-                          lambda self, v: self._set_stage(RunningStage.PREDICTING, v))
-    sanity_checking = property(lambda self: self._stage_is(RunningStage.SANITY_CHECKING),
-                               lambda self, v: self._set_stage(RunningStage.SANITY_CHECKING, v))
+    training = property(
+        lambda self: self._stage_is(RunningStage.TRAINING),
+        lambda self, v: self._set_stage(RunningStage.TRAINING, v),
+    )
+    validating = property(
+        lambda self: self._stage_is(RunningStage.VALIDATING),
+        lambda self, v: self._set_stage(RunningStage.VALIDATING, v),
+    )
+    testing = property(
+        lambda self: self._stage_is(RunningStage.TESTING),
+        lambda self, v: self._set_stage(RunningStage.TESTING, v),
+    )
+    predicting = property(
+        lambda self: self._stage_is(RunningStage.PREDICTING),
+        lambda self, v: self._set_stage(RunningStage.PREDICTING, v),
+    )
+    sanity_checking = property(
+        lambda self: self._stage_is(RunningStage.SANITY_CHECKING),
+        lambda self, v: self._set_stage(RunningStage.SANITY_CHECKING, v),
+    )
 
     @property
     def interrupted(self) -> bool:

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import torch
 
 from .._errors import MisconfigurationException
-from .._fs import filesystem
 from . import _checkpoint_files as files
 from ._base import Callback
 from ._checkpoint_args import validate_config
+from ._checkpoint_mixin import CheckpointFiles
 from ._ranks import all_ranks, broadcast
 
 Trainer = Any
@@ -34,7 +34,7 @@ class Checkpoint(Callback):
     """The base of callbacks that save checkpoints; the Trainer finds them by this type."""
 
 
-class ModelCheckpoint(Checkpoint):
+class ModelCheckpoint(CheckpointFiles, Checkpoint):
     """Save checkpoints periodically, or the top k by a monitored metric.
 
     Args:
@@ -377,94 +377,3 @@ class ModelCheckpoint(Checkpoint):
             self._save_checkpoint(trainer, filepath)
         if previous and self._should_remove_checkpoint(trainer, previous, filepath):
             self._remove_checkpoint(trainer, previous)
-
-    # -- names --------------------------------------------------------------------------------------------
-    @classmethod
-    def _format_checkpoint_name(
-        cls,
-        filename: str | None,
-        metrics: dict[str, Any],
-        prefix: str = "",
-        auto_insert_metric_name: bool = True,
-    ) -> str:
-        """The file name (no folder, no extension) for ``metrics``; PL's classmethod of this name."""
-        return files.format_checkpoint_filename(filename, metrics, prefix, auto_insert_metric_name)
-
-    def format_checkpoint_name(
-        self, metrics: dict[str, Any], filename: str | None = None, ver: int | None = None, prefix: str = ""
-    ) -> str:
-        """The path a checkpoint with ``metrics`` gets: ``<dirpath>/epoch=3-val_loss=0.12.ckpt``."""
-        name = files.format_checkpoint_filename(
-            filename or self.filename, metrics, prefix, auto_insert_metric_name=self.auto_insert_metric_name
-        )
-        if ver is not None:
-            name = self.CHECKPOINT_JOIN_CHAR.join((name, f"v{ver}"))
-        name = f"{name}{self.FILE_EXTENSION}"
-        return os.path.join(self.dirpath, name) if self.dirpath else name
-
-    def _get_metric_interpolated_filepath_name(
-        self, candidates: dict[str, torch.Tensor], trainer: Trainer, del_filepath: str | None = None
-    ) -> str:
-        filepath = self.format_checkpoint_name(candidates)
-        if self._enable_version_counter:
-            version = self.STARTING_VERSION
-            while self.file_exists(filepath, trainer) and filepath != del_filepath:
-                filepath = self.format_checkpoint_name(candidates, ver=version)
-                version += 1
-        return filepath
-
-    def _resolve_dirpath(self, trainer: Trainer) -> str:
-        if self.dirpath is not None:
-            return self.dirpath
-        loggers = list(trainer.loggers or [])
-        if loggers:
-            first = loggers[0]
-            save_dir = first.save_dir if first.save_dir is not None else trainer.default_root_dir
-            version = first.version if isinstance(first.version, str) else f"version_{first.version}"
-            return os.path.join(str(save_dir), str(first.name), version, "checkpoints")
-        return os.path.join(str(trainer.default_root_dir), "checkpoints")
-
-    def _warn_if_dir_not_empty(self) -> None:
-        if self.save_top_k != 0 and self.dirpath is not None and files.list_dir(self.dirpath):
-            warnings.warn(f"Checkpoint directory {self.dirpath} exists and is not empty.", stacklevel=2)
-
-    # -- files --------------------------------------------------------------------------------------------
-    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
-        trainer.save_checkpoint(filepath, self.save_weights_only)
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        for logger in trainer.loggers or []:
-            logger.after_save_checkpoint(self)
-
-    def _link_checkpoint(self, trainer: Trainer, filepath: str, linkpath: str) -> None:
-        if trainer.is_global_zero:
-            files.link(filepath, linkpath)
-        trainer.strategy.barrier()
-
-    def file_exists(self, filepath: str, trainer: Trainer) -> bool:
-        """Whether ``filepath`` exists, as rank zero sees it."""
-        return bool(broadcast(trainer, files.exists(filepath)))
-
-    def _should_remove_checkpoint(self, trainer: Trainer, previous: str, current: str) -> bool:
-        assert self.dirpath is not None
-        resumed_from = getattr(trainer, "ckpt_path", None)
-        return files.may_remove(
-            previous, current, self.dirpath, None if resumed_from is None else str(resumed_from)
-        )
-
-    def _remove_checkpoint(self, trainer: Trainer, filepath: str) -> None:
-        if trainer.is_global_zero:
-            files.remove(filepath)
-
-    def to_yaml(self, filepath: str | os.PathLike[str] | None = None) -> None:
-        """Write ``best_k_models`` (path -> score) as YAML, by default to ``<dirpath>/best_k_models.yaml``."""
-        import yaml
-
-        assert self.dirpath is not None
-        scores = {path: float(score) for path, score in self.best_k_models.items()}
-        target = (
-            os.fspath(filepath) if filepath is not None else os.path.join(self.dirpath, "best_k_models.yaml")
-        )
-        fs, inner = filesystem(target)
-        with fs.open(inner, "w") as f:
-            yaml.safe_dump(scores, f)
