@@ -6,6 +6,7 @@ samples, batch 64, SGD, ``self.log("train_loss", loss)`` every step. Prints per-
 overhead, and whether the two loops produced the same losses bit for bit.
 
     python bench/trainer_overhead.py [--epochs 3] [--rounds 5] [--logger csv|none] [--progress-bar]
+                                     [--pytorch-lightning]  (needs pytorch-lightning installed)
 """
 
 from __future__ import annotations
@@ -87,6 +88,43 @@ def with_trainer(
     return elapsed, module.losses
 
 
+def with_pytorch_lightning(
+    init: dict[str, Tensor], loader: DataLoader[Any], epochs: int, logger: str, progress_bar: bool
+) -> tuple[float, list[Tensor]]:
+    """The same module and settings on PyTorch Lightning's Trainer (the issue's baseline)."""
+    import pytorch_lightning as real_pl
+
+    class PLModule(real_pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = make_net()
+            self.net.load_state_dict(init)
+            self.losses: list[Tensor] = []
+
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            x, y = batch
+            loss = nn.functional.cross_entropy(self.net(x), y)
+            self.log("train_loss", loss)
+            self.losses.append(loss.detach())
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    module = PLModule()
+    with tempfile.TemporaryDirectory() as root:
+        chosen: Any = real_pl.loggers.CSVLogger(root) if logger == "csv" else False
+        trainer = real_pl.Trainer(
+            max_epochs=epochs, logger=chosen, enable_checkpointing=False, enable_model_summary=False,
+            enable_progress_bar=progress_bar, default_root_dir=root, accelerator="cpu", num_sanity_val_steps=0,
+        )
+        torch.manual_seed(123)
+        start = time.process_time()
+        trainer.fit(module, loader)
+        elapsed = time.process_time() - start
+    return elapsed, module.losses
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -94,6 +132,9 @@ def main() -> None:
     parser.add_argument("--logger", choices=["csv", "none"], default="csv")
     parser.add_argument("--progress-bar", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps timings steady)")
+    parser.add_argument(
+        "--pytorch-lightning", action="store_true", help="also time PyTorch Lightning's Trainer, in the same rounds"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -102,12 +143,16 @@ def main() -> None:
     steps = len(loader) * args.epochs
     plain_times: list[float] = []
     trainer_times: list[float] = []
+    pl_times: list[float] = []
     same = True
     for _ in range(args.rounds):
         t_plain, plain_losses = plain(init, loader, args.epochs)
         t_trainer, trainer_losses = with_trainer(init, loader, args.epochs, args.logger, args.progress_bar)
         plain_times.append(t_plain / steps * 1e3)
         trainer_times.append(t_trainer / steps * 1e3)
+        if args.pytorch_lightning:
+            t_pl, _ = with_pytorch_lightning(init, loader, args.epochs, args.logger, args.progress_bar)
+            pl_times.append(t_pl / steps * 1e3)
         same = same and len(plain_losses) == len(trainer_losses) and all(
             torch.equal(a, b) for a, b in zip(plain_losses, trainer_losses, strict=False)
         )
@@ -120,6 +165,10 @@ def main() -> None:
     print(f"overhead     : {statistics.median(diffs):+.4f} ms/step (median of the paired rounds; "
           f"quartiles {diffs[len(diffs) // 4]:+.4f} .. {diffs[(3 * len(diffs)) // 4]:+.4f})")
     print(f"same losses bit for bit: {same}")
+    if pl_times:
+        pl_diffs = sorted(b - a for a, b in zip(plain_times, pl_times, strict=True))
+        print(f"PyTorch Lightning: {statistics.median(pl_times):.4f} ms/step (median), overhead "
+              f"{statistics.median(pl_diffs):+.4f} ms/step over the same plain loop, same rounds")
 
 
 if __name__ == "__main__":
