@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from lightning_kernel._bus import Bus
@@ -44,47 +46,64 @@ async def measure_from_works(db_url: str, n: int, works: int) -> float:
     """Events durable in SQL per second when ``works`` worker processes publish ``n`` in all, as a
     running app does, and the recorder in this (the kernel's) process records them."""
     ctx = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory() as d:
-        server = EmbeddedNats.start(d)
-        try:
-            bus = await Bus.connect(server.url, server.token)
-            await bus.ensure_streams()
-            store = open_store(db_url)
-            recorder = Recorder(bus, store)
-            await recorder.start()
-            ready, go = ctx.Queue(), ctx.Event()
-            procs = []
-            for k in range(works):
-                run = f"bench{int(time.time() * 1000)}w{k}"
-                created = RunCreated(name="bench", app_file="bench.py", app="-", components=COMPONENTS)
-                await bus.publish(run, created, "bench")
-                args = (server.url, server.token, run, n // works, ready, go)
-                procs.append(ctx.Process(target=_work_process, args=args))
-            for p in procs:
-                p.start()
-            for _ in procs:
-                await asyncio.to_thread(ready.get, True, 60)
-            first = await bus.last_seq()
-            t0 = time.perf_counter()
-            go.set()
-            for p in procs:
-                await asyncio.to_thread(p.join)
-            last = await bus.last_seq()
-            ok = await recorder.wait_recorded(last, timeout=600)
-            elapsed = time.perf_counter() - t0
-            assert ok and all(p.exitcode == 0 for p in procs), "a publisher failed or the recorder lagged"
-            assert last - first == works * (n // works)
-            await recorder.stop()
-            await bus.close()
-            store.close()
-            return (last - first) / elapsed
-        finally:
-            server.stop()
+    async with _world(db_url) as (server, bus, _, recorder):
+        await recorder.start()
+        ready, go = ctx.Queue(), ctx.Event()
+        procs = []
+        for k in range(works):
+            run = f"bench{int(time.time() * 1000)}w{k}"
+            created = RunCreated(name="bench", app_file="bench.py", app="-", components=COMPONENTS)
+            await bus.publish(run, created, "bench")
+            args = (server.url, server.token, run, n // works, ready, go)
+            procs.append(ctx.Process(target=_work_process, args=args))
+        for p in procs:
+            p.start()
+        for _ in procs:
+            await asyncio.to_thread(ready.get, True, 60)
+        first = await bus.last_seq()
+        t0 = time.perf_counter()
+        go.set()
+        for p in procs:
+            await asyncio.to_thread(p.join)
+        last = await bus.last_seq()
+        ok = await recorder.wait_recorded(last, timeout=600)
+        elapsed = time.perf_counter() - t0
+        assert ok and all(p.exitcode == 0 for p in procs), "a publisher failed or the recorder lagged"
+        assert last - first == works * (n // works)
+        return (last - first) / elapsed
 
 
 async def measure(db_url: str, n: int, prepublish: bool = False) -> float:
     """Events durable in SQL per second. ``prepublish``: the events are in the stream first and only
     the recorder's catch-up is timed (publishers are other processes in a real run)."""
+    async with _world(db_url) as (_, bus, store, recorder):
+        if not prepublish:
+            await recorder.start()
+        run = f"bench{int(time.time() * 1000)}"
+        t0 = time.perf_counter()
+        created = RunCreated(name="bench", app_file="bench.py", app="-", components=COMPONENTS)
+        await bus.publish(run, created, "bench")
+        chunk = 2000
+        last = 0
+        for start in range(0, n, chunk):
+            events = [
+                WorkStateChanged(work="root.w", call="c", changes={"i": i})
+                for i in range(start, min(n, start + chunk))
+            ]
+            last = (await bus.publish_many(run, events, "bench"))[-1]
+        if prepublish:
+            t0 = time.perf_counter()
+            await recorder.start()
+        ok = await recorder.wait_recorded(last, timeout=600)
+        elapsed = time.perf_counter() - t0
+        assert ok, "the recorder did not catch up"
+        assert len(store.events(run)) == n + 1
+        return (n + 1) / elapsed
+
+
+@contextlib.asynccontextmanager
+async def _world(db_url: str) -> AsyncIterator[tuple[EmbeddedNats, Bus, Any, Recorder]]:
+    """A fresh nats-server, a connection, the SQL store and a recorder (not started)."""
     with tempfile.TemporaryDirectory() as d:
         server = EmbeddedNats.start(d)
         try:
@@ -92,32 +111,12 @@ async def measure(db_url: str, n: int, prepublish: bool = False) -> float:
             await bus.ensure_streams()
             store = open_store(db_url)
             recorder = Recorder(bus, store)
-            if not prepublish:
-                await recorder.start()
-            run = f"bench{int(time.time() * 1000)}"
-            t0 = time.perf_counter()
-            await bus.publish(
-                run, RunCreated(name="bench", app_file="bench.py", app="-", components=COMPONENTS), "bench"
-            )
-            chunk = 2000
-            last = 0
-            for start in range(0, n, chunk):
-                events = [
-                    WorkStateChanged(work="root.w", call="c", changes={"i": i})
-                    for i in range(start, min(n, start + chunk))
-                ]
-                last = (await bus.publish_many(run, events, "bench"))[-1]
-            if prepublish:
-                t0 = time.perf_counter()
-                await recorder.start()
-            ok = await recorder.wait_recorded(last, timeout=600)
-            elapsed = time.perf_counter() - t0
-            assert ok, "the recorder did not catch up"
-            assert len(store.events(run)) == n + 1
-            await recorder.stop()
-            await bus.close()
-            store.close()
-            return (n + 1) / elapsed
+            try:
+                yield server, bus, store, recorder
+            finally:
+                await recorder.stop()
+                await bus.close()
+                store.close()
         finally:
             server.stop()
 

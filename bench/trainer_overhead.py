@@ -51,51 +51,11 @@ def plain(init: dict[str, Tensor], loader: DataLoader[Any], epochs: int) -> tupl
     return time.process_time() - start, losses
 
 
-class Module(pl.LightningModule):
-    def __init__(self, init: dict[str, Tensor]) -> None:
-        super().__init__()
-        self.net = make_net()
-        self.net.load_state_dict(init)
-        self.losses: list[Tensor] = []
+def module_class(base: type) -> type:
+    """The bench's LightningModule on ``base`` (ours or PyTorch Lightning's): the same code for both."""
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        loss = nn.functional.cross_entropy(self.net(x), y)
-        self.log("train_loss", loss)
-        self.losses.append(loss.detach())
-        return loss
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.SGD(self.parameters(), lr=0.05)
-
-
-def with_trainer(
-    init: dict[str, Tensor], loader: DataLoader[Any], epochs: int, logger: str, progress_bar: bool
-) -> tuple[float, list[Tensor]]:
-    module = Module(init)
-    with tempfile.TemporaryDirectory() as root:
-        chosen: Any = False
-        if logger == "csv":
-            chosen = pl.loggers.CSVLogger(root)
-        trainer = pl.Trainer(
-            max_epochs=epochs, logger=chosen, enable_checkpointing=False, enable_model_summary=False,
-            enable_progress_bar=progress_bar, default_root_dir=root, accelerator="cpu", num_sanity_val_steps=0,
-        )
-        torch.manual_seed(123)
-        start = time.process_time()
-        trainer.fit(module, loader)
-        elapsed = time.process_time() - start
-    return elapsed, module.losses
-
-
-def with_pytorch_lightning(
-    init: dict[str, Tensor], loader: DataLoader[Any], epochs: int, logger: str, progress_bar: bool
-) -> tuple[float, list[Tensor]]:
-    """The same module and settings on PyTorch Lightning's Trainer (the issue's baseline)."""
-    import pytorch_lightning as real_pl
-
-    class PLModule(real_pl.LightningModule):
-        def __init__(self) -> None:
+    class Module(base):  # type: ignore[valid-type,misc]
+        def __init__(self, init: dict[str, Tensor]) -> None:
             super().__init__()
             self.net = make_net()
             self.net.load_state_dict(init)
@@ -111,12 +71,52 @@ def with_pytorch_lightning(
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=0.05)
 
-    module = PLModule()
+    return Module
+
+
+def with_trainer(
+    init: dict[str, Tensor], loader: DataLoader[Any], epochs: int, logger: str, progress_bar: bool
+) -> tuple[float, list[Tensor]]:
+    module = module_class(pl.LightningModule)(init)
+    with tempfile.TemporaryDirectory() as root:
+        chosen: Any = False
+        if logger == "csv":
+            chosen = pl.loggers.CSVLogger(root)
+        trainer = pl.Trainer(
+            max_epochs=epochs,
+            logger=chosen,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress_bar,
+            default_root_dir=root,
+            accelerator="cpu",
+            num_sanity_val_steps=0,
+        )
+        torch.manual_seed(123)
+        start = time.process_time()
+        trainer.fit(module, loader)
+        elapsed = time.process_time() - start
+    return elapsed, module.losses
+
+
+def with_pytorch_lightning(
+    init: dict[str, Tensor], loader: DataLoader[Any], epochs: int, logger: str, progress_bar: bool
+) -> tuple[float, list[Tensor]]:
+    """The same module and settings on PyTorch Lightning's Trainer (the issue's baseline)."""
+    import pytorch_lightning as real_pl
+
+    module = module_class(real_pl.LightningModule)(init)
     with tempfile.TemporaryDirectory() as root:
         chosen: Any = real_pl.loggers.CSVLogger(root) if logger == "csv" else False
         trainer = real_pl.Trainer(
-            max_epochs=epochs, logger=chosen, enable_checkpointing=False, enable_model_summary=False,
-            enable_progress_bar=progress_bar, default_root_dir=root, accelerator="cpu", num_sanity_val_steps=0,
+            max_epochs=epochs,
+            logger=chosen,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress_bar,
+            default_root_dir=root,
+            accelerator="cpu",
+            num_sanity_val_steps=0,
         )
         torch.manual_seed(123)
         start = time.process_time()
@@ -133,7 +133,9 @@ def main() -> None:
     parser.add_argument("--progress-bar", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps timings steady)")
     parser.add_argument(
-        "--pytorch-lightning", action="store_true", help="also time PyTorch Lightning's Trainer, in the same rounds"
+        "--pytorch-lightning",
+        action="store_true",
+        help="also time PyTorch Lightning's Trainer, in the same rounds",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -153,22 +155,30 @@ def main() -> None:
         if args.pytorch_lightning:
             t_pl, _ = with_pytorch_lightning(init, loader, args.epochs, args.logger, args.progress_bar)
             pl_times.append(t_pl / steps * 1e3)
-        same = same and len(plain_losses) == len(trainer_losses) and all(
-            torch.equal(a, b) for a, b in zip(plain_losses, trainer_losses, strict=False)
+        same = (
+            same
+            and len(plain_losses) == len(trainer_losses)
+            and all(torch.equal(a, b) for a, b in zip(plain_losses, trainer_losses, strict=False))
         )
     p, t = statistics.median(plain_times), statistics.median(trainer_times)
     diffs = sorted(b - a for a, b in zip(plain_times, trainer_times, strict=True))
-    print(f"steps per run: {steps} ({args.epochs} epochs x {len(loader)} batches), rounds: {args.rounds}, "
-          f"logger: {args.logger}, progress bar: {args.progress_bar}, torch threads: {args.threads}")
+    print(
+        f"steps per run: {steps} ({args.epochs} epochs x {len(loader)} batches), rounds: {args.rounds}, "
+        f"logger: {args.logger}, progress bar: {args.progress_bar}, torch threads: {args.threads}"
+    )
     print(f"plain loop   : {p:.4f} ms/step (median; min {min(plain_times):.4f})")
     print(f"Trainer      : {t:.4f} ms/step (median; min {min(trainer_times):.4f})")
-    print(f"overhead     : {statistics.median(diffs):+.4f} ms/step (median of the paired rounds; "
-          f"quartiles {diffs[len(diffs) // 4]:+.4f} .. {diffs[(3 * len(diffs)) // 4]:+.4f})")
+    print(
+        f"overhead     : {statistics.median(diffs):+.4f} ms/step (median of the paired rounds; "
+        f"quartiles {diffs[len(diffs) // 4]:+.4f} .. {diffs[(3 * len(diffs)) // 4]:+.4f})"
+    )
     print(f"same losses bit for bit: {same}")
     if pl_times:
         pl_diffs = sorted(b - a for a, b in zip(plain_times, pl_times, strict=True))
-        print(f"PyTorch Lightning: {statistics.median(pl_times):.4f} ms/step (median), overhead "
-              f"{statistics.median(pl_diffs):+.4f} ms/step over the same plain loop, same rounds")
+        print(
+            f"PyTorch Lightning: {statistics.median(pl_times):.4f} ms/step (median), overhead "
+            f"{statistics.median(pl_diffs):+.4f} ms/step over the same plain loop, same rounds"
+        )
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ sequence: about 2.5 times as fast (``python bench/durable_events.py``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import orjson
 
-from ._rawclient import RawClient, status_of
+from ._rawclient import RawClient, drop_raw, status_of
 from .errors import KernelError
 
 _NO_RESPONDERS = b"503"
@@ -78,11 +77,8 @@ class Publisher:
             future.set_exception(PublishRefused(f"the stream refused {published!r}: {reason}"))
 
     async def close(self) -> None:
-        if self._sub is not None:
-            self.nc.raw_sinks.pop(self._sub._id, None)
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        await drop_raw(self.nc, self._sub)
+        self._sub = None
         for _, future in self._waiting.values():
             if not future.done():
                 future.cancel()

@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from ._rawclient import RawClient, status_of, stream_seq
+from ._rawclient import RawClient, drop_raw, status_of, stream_seq
 
 Raw = tuple[str, bytes, str]
 """One message: subject, payload, and the reply subject that acknowledges it."""
@@ -105,8 +105,5 @@ class BatchPuller:
         await self.nc.publish(reply, b"+ACK")
 
     async def unsubscribe(self) -> None:
-        if self._sub is not None:
-            self.nc.raw_sinks.pop(self._sub._id, None)
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        await drop_raw(self.nc, self._sub)
+        self._sub = None

@@ -8,7 +8,9 @@ and get the protocol parser's bytes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -35,6 +37,14 @@ class RawClient(Client):
             await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]  # None: no headers
         else:
             sink(subject, reply, data, headers)
+
+
+async def drop_raw(nc: RawClient, sub: Any) -> None:
+    """Stop a raw subscription: no more messages to its sink, and unsubscribed on the server."""
+    if sub is not None:
+        nc.raw_sinks.pop(sub._id, None)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
 
 def status_of(headers: bytes | None) -> bytes:
