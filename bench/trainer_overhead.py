@@ -75,40 +75,18 @@ def module_class(base: type) -> type:
 
 
 def with_trainer(
-    init: dict[str, Tensor], loader: DataLoader[Any], epochs: int, logger: str, progress_bar: bool
+    init: dict[str, Tensor],
+    loader: DataLoader[Any],
+    epochs: int,
+    logger: str,
+    progress_bar: bool,
+    package: Any = pl,
 ) -> tuple[float, list[Tensor]]:
-    module = module_class(pl.LightningModule)(init)
+    """CPU seconds of ``fit`` and the losses, on ``package``'s Trainer: ours, or ``pytorch_lightning``."""
+    module = module_class(package.LightningModule)(init)
     with tempfile.TemporaryDirectory() as root:
-        chosen: Any = False
-        if logger == "csv":
-            chosen = pl.loggers.CSVLogger(root)
-        trainer = pl.Trainer(
-            max_epochs=epochs,
-            logger=chosen,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress_bar,
-            default_root_dir=root,
-            accelerator="cpu",
-            num_sanity_val_steps=0,
-        )
-        torch.manual_seed(123)
-        start = time.process_time()
-        trainer.fit(module, loader)
-        elapsed = time.process_time() - start
-    return elapsed, module.losses
-
-
-def with_pytorch_lightning(
-    init: dict[str, Tensor], loader: DataLoader[Any], epochs: int, logger: str, progress_bar: bool
-) -> tuple[float, list[Tensor]]:
-    """The same module and settings on PyTorch Lightning's Trainer (the issue's baseline)."""
-    import pytorch_lightning as real_pl
-
-    module = module_class(real_pl.LightningModule)(init)
-    with tempfile.TemporaryDirectory() as root:
-        chosen: Any = real_pl.loggers.CSVLogger(root) if logger == "csv" else False
-        trainer = real_pl.Trainer(
+        chosen: Any = package.loggers.CSVLogger(root) if logger == "csv" else False
+        trainer = package.Trainer(
             max_epochs=epochs,
             logger=chosen,
             enable_checkpointing=False,
@@ -153,7 +131,11 @@ def main() -> None:
         plain_times.append(t_plain / steps * 1e3)
         trainer_times.append(t_trainer / steps * 1e3)
         if args.pytorch_lightning:
-            t_pl, _ = with_pytorch_lightning(init, loader, args.epochs, args.logger, args.progress_bar)
+            import pytorch_lightning
+
+            t_pl, _ = with_trainer(
+                init, loader, args.epochs, args.logger, args.progress_bar, pytorch_lightning
+            )
             pl_times.append(t_pl / steps * 1e3)
         same = (
             same
