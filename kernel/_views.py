@@ -61,6 +61,12 @@ def _summary(rec: Any) -> str:
     if t == "work.status_changed":
         extra = f" ({b['reason']})" if b.get("reason") else ""
         return f"{b['work']} call {b['call']} {b['stage']}{extra}"
+    if t == "work.persist_requested":
+        return f"{b['work']} {b['path']} (asked by {b['requester']}, request {b['request'][:8]})"
+    if t == "work.record" and b["kind"] == "path.persist_answered":
+        d = b["data"]
+        done = "persisted" if d.get("persisted") else f"not persisted: {d.get('reason', '')}"
+        return f"{b['work']} {b['kind']} {d.get('path', '')} {done} (request {str(d.get('request', ''))[:8]})"
     if t == "work.record":
         return f"{b['work']} {b['kind']} {_j(b['data'])}"
     if t in ("run.ended", "run.interrupted", "run.resumed", "run.stop_requested", "work.stop_requested"):

@@ -203,6 +203,9 @@ def test_a_running_work_persists_its_paths_when_another_asks(lk):
     assert any("root.idle is not running" in a["reason"] for a in answers), answers
     requested = [e for e in lk.json_lines("history", "latest") if e["type"] == "work.persist_requested"]
     assert {r["body"]["requester"] for r in requested} == {"root.consumer", "root.asker"}
+    shown = lk("history", "latest", check=True).stdout
+    assert "lit://data/x.txt (asked by root.consumer" in shown
+    assert "not persisted: root.idle is not running" in shown
 
 
 DRIVE_WAIT = """
