@@ -13,6 +13,10 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ._nats_import import import_nats
+
+import_nats()  # before nats is imported: see _nats_import
+
 import nats
 import nats.errors
 import nats.js.errors
@@ -21,6 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 
 from . import _json
 from ._events import EVENT_STREAM, LOG_STREAM, Event, decode_record, encode
+from ._nats_import import enable_websockets
 from ._publish import Publisher
 from ._pull import BatchPuller
 from ._rawclient import RawClient
@@ -69,6 +74,7 @@ class Bus:
             return None
 
         await _probe(url)
+        enable_websockets(url)
         try:
             nc = RawClient()
             await nc.connect(

@@ -12,6 +12,10 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from ._nats_import import import_nats
+
+import_nats()  # before nats is imported: see _nats_import
+
 from nats.aio.client import Client
 
 RawSink = Callable[[bytes, bytes, bytes, "bytes | None"], None]

@@ -7,7 +7,8 @@ the busy timeout instead of failing a lock upgrade half-way through a transactio
 The write path is where the time goes (the recorder commits batches of up to ~1000 events). Each
 dialect writes a batch in its fastest idempotent form; see ``_sql_write`` for the figures that
 chose them. Start-up is cheap: the ``alembic_version`` row is compared with ``HEAD_REVISION`` with
-plain SQLAlchemy and alembic is imported only when the schema is behind.
+plain SQLAlchemy and alembic is imported only when the schema is behind; an empty database gets
+the models' tables stamped at ``HEAD_REVISION`` without it.
 """
 
 from __future__ import annotations
@@ -276,6 +277,9 @@ def alembic_config(conn: Connection | None = None) -> Config:
 
 
 def _run_migrations(conn: Connection) -> None:
+    if _revision(conn) is None and not set(sa.inspect(conn).get_table_names()) & set(schema.metadata.tables):
+        _create_at_head(conn)
+        return
     from alembic import command
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
@@ -291,6 +295,19 @@ def _run_migrations(conn: Connection) -> None:
                 f"(its newest is {schema.HEAD_REVISION!r}): a newer lightning-kernel wrote it; upgrade"
             ) from exc
     command.upgrade(config, "head")
+
+
+def _create_at_head(conn: Connection) -> None:
+    """An empty database gets the models' tables and is stamped at the newest migration, as alembic
+    would leave it (a test holds the migrations to the models): a first start need not import
+    alembic and replay every migration."""
+    schema.metadata.create_all(conn)
+    if not sa.inspect(conn).has_table("alembic_version"):  # it stays, empty, after a downgrade to base
+        conn.exec_driver_sql(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+    conn.exec_driver_sql(f"INSERT INTO alembic_version (version_num) VALUES ('{schema.HEAD_REVISION}')")
 
 
 # -- engines ----------------------------------------------------------------------------------------

@@ -33,12 +33,19 @@ def test_head_revision_constant_is_alembics_head() -> None:
     assert heads == [schema.HEAD_REVISION]
 
 
-def test_upgrade_from_empty_builds_the_models(store_url: str) -> None:
+@pytest.mark.parametrize("how", ["alembic", "open_store"])
+def test_upgrade_from_empty_builds_the_models(store_url: str, how: str) -> None:
+    """Alembic's migrations build exactly the models; a first open (tables from the models, stamped
+    at head) leaves the database as the migrations would."""
     assert _tables(store_url) == set()
-    upgrade(store_url)
-    assert _tables(store_url) == TABLES
     store = SqlEventStore(store_url)
     try:
+        if how == "alembic":
+            with store.engine.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        else:
+            upgrade(store_url)
+        assert _tables(store_url) == TABLES
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [
                 schema.HEAD_REVISION
@@ -87,8 +94,10 @@ def test_concurrent_first_opens_migrate_once(store_url: str) -> None:
     assert _tables(store_url) == TABLES
 
 
-def test_opening_a_current_schema_does_not_import_alembic(store_url: str) -> None:
-    upgrade(store_url)
+@pytest.mark.parametrize("first", [True, False], ids=["empty database", "current schema"])
+def test_opening_does_not_import_alembic(store_url: str, first: bool) -> None:
+    if not first:
+        upgrade(store_url)
     code = (
         "import sys; from lightning_kernel._sql import open_store; "
         f"open_store({store_url!r}).close(); print(sorted(m for m in sys.modules if m.startswith('alembic')))"
