@@ -141,6 +141,14 @@ class Bus:
     async def publish_log(self, run_id: str, component: str, data: bytes) -> None:
         await self.nc.publish(f"lklog.{run_id}.{component.replace('.', ':')}", data)
 
+    async def last_event(self, subject: str) -> dict[str, Any] | None:
+        """The payload of the newest event on ``subject`` (one request to the stream), None if none."""
+        try:
+            msg = await self.js.get_last_msg(EVENT_STREAM, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        return dict(_json.loads(msg.data)) if msg.data else None
+
     async def last_seq(self) -> int:
         info = await self.js.stream_info(EVENT_STREAM)
         return int(info.state.last_seq)

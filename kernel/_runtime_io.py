@@ -113,6 +113,10 @@ class BusThread:
                 pending.clear()
                 failure = None
 
+    def last_event(self, subject: str) -> dict[str, Any] | None:
+        """The payload of the newest event on ``subject``, None if there is none."""
+        return self.call(self.bus.last_event(subject), timeout=30)
+
     def publish_now(self, event: Event) -> int:
         """Publish ``event`` at once (not behind the queue) and return its stream sequence."""
         return self.call(self.bus.publish(self.run_id, event, self.source), timeout=30)

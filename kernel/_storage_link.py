@@ -6,7 +6,8 @@ waits for the answer, a ``work.record`` of kind ``path.persist_answered`` with i
 origin's worker answers from a thread of its own while its ``run()`` goes on: it persists the Paths
 that hold the requested path, then answers; an origin between calls answers at once (its files were
 persisted when its last call ended), and the kernel answers for an origin that has no worker. Then
-the consumer reads the origin's latest persisted record from the store.
+the consumer reads the origin's latest persisted record from the store. Before asking, the consumer
+looks at the origin's newest event: the end of a call means its files are persisted already.
 
 Waiting for files: ``watch`` wakes a ``Drive.get(timeout=...)`` when any Work puts into the Drive.
 Nothing polls: every step is an event.
@@ -20,8 +21,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._events import PERSIST_ANSWERED, PathPersistRequested, WorkRecord, new_event_id, work_token
+from ._events import (
+    PERSIST_ANSWERED,
+    PathPersistRequested,
+    WorkRecord,
+    WorkStatusChanged,
+    new_event_id,
+    work_token,
+)
 from ._runtime_io import BusThread
+from ._status import FINISHED_STAGES
 
 ANSWER_TIMEOUT = float(os.environ.get("LK_PERSIST_ANSWER_TIMEOUT", "60"))
 """Seconds a consumer waits for an origin to answer before taking what it last persisted (an origin
@@ -31,7 +40,17 @@ whose worker is alive but wedged; a dead one is answered for by the kernel at on
 def ask(
     io: BusThread, run_id: str, requester: str, origin: str, lit_path: str, timeout: float | None
 ) -> dict[str, Any]:
-    """Ask ``origin`` to persist ``lit_path`` now and wait for its answer (``{}`` on timeout)."""
+    """Ask ``origin`` to persist ``lit_path`` now and wait for its answer (``{}`` on timeout).
+
+    An origin whose newest event is the end of a call is between calls: its files were persisted
+    before that event, so one look at the stream answers without asking it.
+    """
+    subject = f"lk.{run_id}.evt.{work_token(origin)}"
+    last = io.last_event(subject)
+    if last is None:
+        return {"path": lit_path, "persisted": False, "reason": f"{origin} has recorded nothing"}
+    if last.get("type") == WorkStatusChanged.TYPE and last.get("body", {}).get("stage") in FINISHED_STAGES:
+        return {"path": lit_path, "persisted": False, "reason": "between calls"}
     request = new_event_id()
     answer: dict[str, Any] = {}
     answered = threading.Event()
@@ -43,7 +62,7 @@ def ask(
             answered.set()
 
     # Listening before asking: the answer comes after the request, on the origin's event subject.
-    sub = io.listen(f"lk.{run_id}.evt.{work_token(origin)}", on_record)
+    sub = io.listen(subject, on_record)
     try:
         io.publish_now(PathPersistRequested(work=origin, path=lit_path, request=request, requester=requester))
         answered.wait(ANSWER_TIMEOUT if timeout is None else timeout)

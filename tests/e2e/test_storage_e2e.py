@@ -58,8 +58,11 @@ class Trainer(LightningWork):
         os.makedirs(os.path.dirname(self.ckpt), exist_ok=True)
         for i in range(start + 1, 31):
             time.sleep(0.06)
-            with open(self.ckpt, "w") as f:
+            # Written whole then renamed: a kill -9 between truncating and writing would leave an
+            # empty checkpoint, which no resume can read.
+            with open(f"{self.ckpt}.tmp", "w") as f:
                 f.write(str(i))
+            os.replace(f"{self.ckpt}.tmp", self.ckpt)
             self.step = i
 
 class Root(LightningFlow):
@@ -193,19 +196,16 @@ def test_a_running_work_persists_its_paths_when_another_asks(lk):
     at, first, second = (int(x) for x in last[len("seen [") : -1].split(", "))
     # Nothing had been persisted when the Consumer started: the Producer was still in its run().
     assert first >= at >= 20 and second > first, last
-    # The Idle Work never ran: the kernel answers for it at once, and get() says what is missing.
+    # The Idle Work never ran: nothing to ask it, and get() says at once what is missing.
     notfound = [line for line in proc.stdout.splitlines() if line.startswith("not found:")]
     assert notfound and "lit://never/written.txt" in notfound[0], proc.stdout
     assert float(notfound[0].split()[-1]) < 5, notfound
     records = [e["body"] for e in lk.json_lines("history", "latest") if e["type"] == "work.record"]
     answers = [r["data"] for r in records if r["kind"] == "path.persist_answered"]
-    assert any(a["persisted"] for a in answers if a["path"] == "lit://data/x.txt")
-    assert any("root.idle is not running" in a["reason"] for a in answers), answers
+    assert answers and all(a["persisted"] and a["path"] == "lit://data/x.txt" for a in answers), answers
     requested = [e for e in lk.json_lines("history", "latest") if e["type"] == "work.persist_requested"]
-    assert {r["body"]["requester"] for r in requested} == {"root.consumer", "root.asker"}
-    shown = lk("history", "latest", check=True).stdout
-    assert "lit://data/x.txt (asked by root.consumer" in shown
-    assert "not persisted: root.idle is not running" in shown
+    assert {r["body"]["requester"] for r in requested} == {"root.consumer"}
+    assert "lit://data/x.txt (asked by root.consumer" in lk("history", "latest", check=True).stdout
 
 
 DRIVE_WAIT = """
