@@ -87,7 +87,12 @@ class BusThread:
                 continue
             item = self._items.popleft()
             if isinstance(item, Event):
-                pending.append(await self.bus.send(*encode(item, self.run_id, self.source)))
+                try:
+                    encoded = encode(item, self.run_id, self.source)
+                except Exception as exc:  # not JSON: the next barrier says so, the loop goes on
+                    failure = failure or exc
+                    continue
+                pending.append(await self.bus.send(*encoded))
                 if len(pending) > _MAX_PENDING:
                     await asyncio.wait([pending[0]])  # the stream is behind: let it catch up
                 while pending and pending[0].done():

@@ -55,9 +55,9 @@ def ask(
     answer: dict[str, Any] = {}
     answered = threading.Event()
 
-    def on_record(body: dict[str, Any]) -> None:
-        data = body.get("body", {}).get("data") or {}
-        if body.get("type") == WorkRecord.TYPE and data.get("request") == request:
+    def on_record(payload: dict[str, Any]) -> None:
+        data = payload.get("body", {}).get("data") or {}
+        if payload.get("type") == WorkRecord.TYPE and data.get("request") == request:
             answer.update(data)
             answered.set()
 

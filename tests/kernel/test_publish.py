@@ -14,6 +14,7 @@ from lightning_kernel._events import WorkStateChanged, encode
 from lightning_kernel._natsserver import EmbeddedNats
 from lightning_kernel._publish import PublishRefused
 from lightning_kernel._runtime_io import BusThread
+from lightning_kernel.errors import EventError
 
 
 @pytest.fixture
@@ -81,3 +82,32 @@ def test_a_work_barrier_raises_when_the_stream_refused_an_event(server: Embedded
             work.barrier(timeout=10)  # and the next event, while the stream is gone
     finally:
         work.close()
+
+
+def test_an_event_that_is_not_json_fails_the_barrier_and_the_rest_still_go(server: EmbeddedNats) -> None:
+    async def setup() -> int:
+        bus = await Bus.connect(server.url, server.token)
+        await bus.ensure_streams()
+        seq = await bus.last_seq()
+        await bus.close()
+        return seq
+
+    before = asyncio.run(setup())
+    work = BusThread(server.url, server.token, "r3", "root.w")
+    try:
+        work.emit(WorkStateChanged(work="root.w", call="c", changes={"bad": object()}))
+        work.emit(_change(1))
+        with pytest.raises(EventError, match="not JSON"):
+            work.barrier(timeout=10)
+        work.emit(_change(2))
+        work.barrier(timeout=10)
+    finally:
+        work.close()
+
+    async def count() -> int:
+        bus = await Bus.connect(server.url, server.token)
+        seq = await bus.last_seq()
+        await bus.close()
+        return seq
+
+    assert asyncio.run(count()) - before == 2
