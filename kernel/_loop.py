@@ -32,6 +32,7 @@ from ._events import (
     RunInterrupted,
     WorkRecord,
     WorkRunRequested,
+    WorkStateChanged,
     WorkStatusChanged,
     WorkStopRequested,
 )
@@ -131,18 +132,29 @@ class RunDriver:
                 await self._wake.wait()
             self._wake.clear()
             records, self._inbox = self._inbox, []
-            for record in records:
+            last = len(records) - 1
+            for i, record in enumerate(records):
                 self.state = projection.apply(self.state, record)
                 await self._react(record)
+                if i < last and record.type == WorkStateChanged.TYPE and self._may_iterate():
+                    # Several changes arrived at once: the flow sees each, as if they came one by one.
+                    await self._iterate()
             if not self.state:
                 continue
             run = self.state["run"]
             if run["status"] in projection.RUN_ENDED:
                 await self._shutdown_workers()
                 return str(run["status"])
-            if run["status"] != projection.RUN_ACTIVE or self._ending or run["seq"] < self._awaiting:
-                continue
-            await self._iterate()
+            if self._may_iterate():
+                await self._iterate()
+
+    def _may_iterate(self) -> bool:
+        """Whether ``root.run()`` may run on the state as folded so far: the run is active, not ending,
+        and every event of the last iteration is back (its own changes are in the state)."""
+        if not self.state:
+            return False
+        run = self.state["run"]
+        return run["status"] == projection.RUN_ACTIVE and not self._ending and run["seq"] >= self._awaiting
 
     async def _publish(self, events: list[Event]) -> None:
         if events:

@@ -273,3 +273,37 @@ def test_a_work_as_root(lk):
     proc = lk("run", "app", app, check=True)
     assert "work ran" in proc.stdout
     assert lk.state()["root"]["vars"] == {"value": 42}
+
+
+BURST = """
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+class Burst(LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+        self.i = 0
+    def run(self):
+        for k in range(1, 301):  # as fast as it can: many changes reach the kernel together
+            self.i = k
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.w = Burst()
+        self._seen = []
+    def run(self):
+        self.w.run()
+        if not self._seen or self._seen[-1] != self.w.i:
+            self._seen.append(self.w.i)
+        if self.w.has_succeeded:
+            self.stop(f"seen {self._seen == list(range(self._seen[0], 301))} {self._seen[0]} {len(self._seen)}")
+
+app = LightningApp(Root())
+"""
+
+
+def test_the_flow_sees_every_change_of_a_burst_in_order(lk):
+    proc = lk("run", "app", lk.app(BURST), check=True)
+    last = proc.stdout.strip().splitlines()[-1]
+    ok, first, count = last.split()[1:]
+    assert ok == "True" and int(first) <= 1, last
