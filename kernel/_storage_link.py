@@ -71,27 +71,31 @@ def ask(
     return answer
 
 
-def answer(io: BusThread, name: str, work: Any, ctx: Any, request: PathPersistRequested) -> None:
-    """Persist what ``request`` asks for (``ctx``: the storage context of the running call, or None
-    between calls) and publish the answer. Runs on a thread of its own."""
+def answer(
+    io: BusThread, name: str, work: Any, ctx: Any, request: PathPersistRequested, persisting: threading.Lock
+) -> None:
+    """Persist what ``request`` asks for and publish the answer. ``ctx`` is the storage context while
+    the Work's code runs, None otherwise; ``persisting`` is held by whoever persists the Work's Paths
+    (an answer between calls waits for the end-of-call persist). Runs on a thread of its own."""
     from lightning_kernel.storage._confine import lit_ancestors
     from lightning_kernel.storage._context import using
     from lightning_kernel.storage._persist import find_paths, persist_paths
 
     persisted, reason = False, "between calls: the files persisted when the last call ended stand"
-    if ctx is not None:
-        try:
-            wanted = set(lit_ancestors(request.path))
-            own = [p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)]
-            paths = [p for p in own if p.lit in wanted]
-            if paths:
-                with using(ctx):
-                    persist_paths(paths)
-                persisted, reason = True, ""
-            else:
-                reason = f"{name} holds no Path at {request.path}"
-        except Exception as exc:  # the consumer takes what was persisted before, and says why
-            reason = f"persisting failed: {type(exc).__name__}: {exc}"
+    with persisting:
+        if ctx is not None:
+            try:
+                wanted = set(lit_ancestors(request.path))
+                own = [p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)]
+                paths = [p for p in own if p.lit in wanted]
+                if paths:
+                    with using(ctx):
+                        persist_paths(paths)
+                    persisted, reason = True, ""
+                else:
+                    reason = f"{name} holds no Path at {request.path}"
+            except Exception as exc:  # the consumer takes what was persisted before, and says why
+                reason = f"persisting failed: {type(exc).__name__}: {exc}"
     data = {"request": request.request, "path": request.path, "persisted": persisted, "reason": reason}
     io.emit(WorkRecord(work=name, kind=PERSIST_ANSWERED, data=data))
 

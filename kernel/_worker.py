@@ -84,7 +84,9 @@ class Worker:
         self._lock = threading.Lock()
         self.work: LightningWork | None = None
         self._ctx: Any = None
-        """The storage context of the call running now (None between calls)."""
+        """The storage context while user code runs (None before its inputs are in place, and after)."""
+        self._persisting = threading.Lock()
+        """Held while Paths are persisted: a persist request waits for the end-of-call persist."""
 
     def load_work(self) -> LightningWork:
         import cloudpickle
@@ -125,7 +127,7 @@ class Worker:
         if record.type == PathPersistRequested.TYPE:
             # Answered beside run(), which goes on: the consumer waits for these files now.
             request = to_event(record)
-            args = (self.io, self.spec.work, self.work, self._ctx, request)
+            args = (self.io, self.spec.work, self.work, self._ctx, request, self._persisting)
             threading.Thread(target=storage_link.answer, args=args, daemon=True).start()
         elif record.type == WorkStopRequested.TYPE:
             with self._lock:
@@ -178,14 +180,10 @@ class Worker:
             wait_persisted=wait_persisted,
             watch=lambda predicate: storage_link.watch(self.io, predicate),
         )
-        self._ctx = ctx
-        try:
-            with using(ctx):
-                return self._execute_in_context(work, cmd)
-        finally:
-            self._ctx = None
+        with using(ctx):
+            return self._execute_in_context(work, cmd, ctx)
 
-    def _execute_in_context(self, work: LightningWork, cmd: WorkRunRequested) -> bool:
+    def _execute_in_context(self, work: LightningWork, cmd: WorkRunRequested, ctx: Any) -> bool:
         from lightning_kernel.storage._persist import (
             find_paths,
             persist_paths,
@@ -224,9 +222,11 @@ class Worker:
             # Paths of other Works, in the arguments or the attributes, arrive before run() starts.
             transfer_inputs(find_paths(args, kwargs, list(vars(work).values())))
             self._in_user_code = True
+            self._ctx = ctx  # from now on a persist request is answered with the files as they are
             try:
                 result = user_run(work)(*args, **kwargs)
             finally:
+                self._ctx = None
                 self._in_user_code = False
             check_returned(name, result)
         except _Stop as stop:
@@ -240,7 +240,8 @@ class Worker:
             object.__setattr__(work, "_lk_in_run", False)
         try:
             # Finished, failed or interrupted: the Work's Paths are persisted either way.
-            persist_paths([p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)])
+            with self._persisting:
+                persist_paths([p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)])
         except BaseException as exc:
             if stage == WorkStageStatus.SUCCEEDED:
                 stage, reason, message = WorkStageStatus.FAILED, type(exc).__name__, str(exc)
