@@ -4,6 +4,7 @@ bad files, and a round trip through S3 (moto's server)."""
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,10 @@ def test_corrupt_truncated_and_foreign_checkpoints_are_named(tmp_path: Path) -> 
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(good.read_bytes()[:200])
     garbage = tmp_path / "garbage.ckpt"
-    garbage.write_bytes(os.urandom(300))
-    for path in (truncated, garbage):
+    garbage.write_bytes(random.Random(0).randbytes(300))
+    unlucky = tmp_path / "unlucky.ckpt"  # random bytes once made the unpickler raise OverflowError
+    unlucky.write_bytes(b"\x80\x02" + b"\x96" + (2**63).to_bytes(8, "little") + b"\x00" * 20)
+    for path in (truncated, garbage, unlucky):
         with pytest.raises(CheckpointError, match="cannot be read as a torch checkpoint"):
             quiet_trainer(tmp_path, max_epochs=2).fit(BoringModel(), ckpt_path=str(path))
     foreign = tmp_path / "foreign.ckpt"
