@@ -146,9 +146,13 @@ class Consumer(LightningWork):
     def run(self, data, at):
         # Transferred before run() from the running Producer: at least the version the flow saw.
         first = int(open(data).read()[1:])
-        time.sleep(0.3)
-        data.get(overwrite=True)  # again, later: the Producer persists what it has now
-        second = int(open(data).read()[1:])
+        second = first
+        for _ in range(20):  # again, later: the Producer persists what it has now
+            time.sleep(0.3)
+            data.get(overwrite=True)
+            second = int(open(data).read()[1:])
+            if second > first:
+                break
         self.seen = [at, first, second]
 
 class Idle(LightningWork):
