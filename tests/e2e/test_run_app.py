@@ -305,5 +305,5 @@ app = LightningApp(Root())
 def test_the_flow_sees_every_change_of_a_burst_in_order(lk):
     proc = lk("run", "app", lk.app(BURST), check=True)
     last = proc.stdout.strip().splitlines()[-1]
-    ok, first, count = last.split()[1:]
+    ok, first, _ = last.split()[1:]
     assert ok == "True" and int(first) <= 1, last

@@ -34,5 +34,5 @@ class _Brutal(LocalExecutor):
 def test_the_contract_catches_an_executor_that_kills_instead_of_stopping() -> None:
     contract = ExecutorContract()
     contract.timeout = 5.0
-    with pytest.raises((AssertionError, pytest.fail.Exception), match="clean|stopped"):
+    with pytest.raises((AssertionError, pytest.fail.Exception), match=r"clean|stopped"):
         contract.test_terminate_stops_a_running_call_gracefully(_Brutal())
