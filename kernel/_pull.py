@@ -44,7 +44,7 @@ class BatchPuller:
         self._owed = 0
         self._heard_at = 0.0
         self._sub: Any = None
-        self._renewal: asyncio.Future[None] | None = None
+        self._renewal: asyncio.Future[None] | None = None  # keeps the renewing task referenced
         self._inbox = ""
 
     async def start(self) -> BatchPuller:

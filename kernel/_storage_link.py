@@ -39,26 +39,26 @@ whose worker is alive but wedged; a dead one is answered for by the kernel at on
 
 def ask(
     io: BusThread, run_id: str, requester: str, origin: str, lit_path: str, timeout: float | None
-) -> dict[str, Any]:
-    """Ask ``origin`` to persist ``lit_path`` now and wait for its answer (``{}`` on timeout).
+) -> None:
+    """Make sure ``origin`` has persisted ``lit_path`` as it is now; returns once it has answered
+    (or after the timeout). The caller then reads the origin's latest record from the store.
 
     An origin whose newest event is the end of a call is between calls: its files were persisted
-    before that event, so one look at the stream answers without asking it.
+    before that event, so one look at the stream answers without asking it; one with no event at
+    all has nothing to persist.
     """
     subject = f"lk.{run_id}.evt.{work_token(origin)}"
     last = io.last_event(subject)
     if last is None:
-        return {"path": lit_path, "persisted": False, "reason": f"{origin} has recorded nothing"}
+        return
     if last.get("type") == WorkStatusChanged.TYPE and last.get("body", {}).get("stage") in FINISHED_STAGES:
-        return {"path": lit_path, "persisted": False, "reason": "between calls"}
+        return
     request = new_event_id()
-    answer: dict[str, Any] = {}
     answered = threading.Event()
 
     def on_record(payload: dict[str, Any]) -> None:
         data = payload.get("body", {}).get("data") or {}
         if payload.get("type") == WorkRecord.TYPE and data.get("request") == request:
-            answer.update(data)
             answered.set()
 
     # Listening before asking: the answer comes after the request, on the origin's event subject.
@@ -68,7 +68,6 @@ def ask(
         answered.wait(ANSWER_TIMEOUT if timeout is None else timeout)
     finally:
         io.unfollow(sub)
-    return answer
 
 
 def answer(

@@ -207,10 +207,7 @@ class ExecutorContract:
             ended = await asyncio.wait_for(handle.wait(), self.timeout)
             assert not handle.alive
             assert ended.clean, f"a worker told to stop ends cleanly: {ended.describe()}"
-            await h.until(
-                "the call recorded as stopped",
-                lambda: h.stage("root.sleeper", call) == WorkStageStatus.STOPPED,
-            )
+            await h.until_stage("root.sleeper", call, WorkStageStatus.STOPPED)
             assert h.call_record("root.sleeper", call)["reason"] == "sigterm", (
                 "terminate() must reach the worker as SIGTERM (or the executor's equivalent), so it records why"
             )
@@ -221,9 +218,7 @@ class ExecutorContract:
         async def body(h: Harness) -> None:
             handle = await h.start("root.counter")
             call = await h.call("root.counter", 1)
-            await h.until(
-                "the first call succeeded", lambda: h.stage("root.counter", call) == WorkStageStatus.SUCCEEDED
-            )
+            await h.until_stage("root.counter", call, WorkStageStatus.SUCCEEDED)
             await asyncio.wait_for(handle.terminate(grace=self.timeout / 2), self.timeout)
             ended = await asyncio.wait_for(handle.wait(), self.timeout)
             assert ended.clean and not handle.alive, ended.describe()
@@ -249,10 +244,7 @@ class ExecutorContract:
             await h.call("root.sleeper", 1, seconds=600.0)
             await h.until("root.sleeper started", lambda: h.vars("root.sleeper")["started"] is True)
             call = await h.call("root.counter", 1)
-            await h.until(
-                "root.counter's call succeeded while root.sleeper runs",
-                lambda: h.stage("root.counter", call) == WorkStageStatus.SUCCEEDED,
-            )
+            await h.until_stage("root.counter", call, WorkStageStatus.SUCCEEDED)  # while root.sleeper runs
             assert sleeper.alive and counter.alive
             assert h.vars("root.counter")["pid"] != 0
 
