@@ -6,7 +6,8 @@ A manifest is a JSON blob in the content-addressed store, so its ref names one e
      "files": {"epoch=1.ckpt": {"sha256": "...", "size": 1024, "mode": 420}}}
 
 A file Path has ``kind`` "file" and one entry named ``"."``. Scanning a folder follows symlinks
-that stay inside the Work's root and refuses those that leave it.
+that stay inside the Work's root and refuses those that leave it, and skips the ``.lk-partial-*``
+files a download that was killed half-way leaves behind.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from ._artifacts import ArtifactStore
+from ._artifacts import _PARTIAL, ArtifactStore
 from ._confine import check_real, normalise_rel
 
 SAMPLE = 16
@@ -35,7 +36,9 @@ class LocalFile:
 
 
 def is_partial_download(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".part") and ".lk-" in name
+    """A file that a download is writing (``ArtifactStore`` renames it into place when whole): one
+    left by a killed download holds half an object and is never part of a Path."""
+    return name.startswith(_PARTIAL)
 
 
 def scan(local: str, real_root: str, shown: str, work: str) -> tuple[str, list[LocalFile]] | None:
@@ -76,7 +79,9 @@ def _is_ancestor(folder: str, of: str) -> bool:
 
 
 def build(lit: str, origin: str, kind: str, files: list[LocalFile], refs: list[str]) -> dict[str, Any]:
-    entries = {f.rel: {"sha256": ref, "size": f.size, "mode": f.mode} for f, ref in zip(files, refs, strict=True)}
+    entries = {
+        f.rel: {"sha256": ref, "size": f.size, "mode": f.mode} for f, ref in zip(files, refs, strict=True)
+    }
     return {"version": 1, "path": lit, "origin": origin, "kind": kind, "files": entries}
 
 
