@@ -15,7 +15,7 @@ def capture_rng() -> dict[str, Any]:
     states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
     numpy = sys.modules.get("numpy")  # not imported means not used: importing it here would cost 0.1 s
     if numpy is not None:
-        states["numpy"] = numpy.random.get_state()
+        states["numpy"] = _numpy_state(numpy)
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["torch.cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -29,9 +29,29 @@ def restore_rng(states: dict[str, Any] | None) -> None:
     if "numpy" in states:
         import numpy
 
-        numpy.random.set_state(states["numpy"])
+        numpy.random.set_state(_numpy_tuple(numpy, states["numpy"]))
     if "torch.cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["torch.cuda"])
+
+
+def _numpy_state(numpy: Any) -> dict[str, Any]:
+    # numpy's own tuple holds an ndarray, a global that torch.load(weights_only=True), the default since
+    # torch 2.6, refuses: the checkpoint keeps plain ints and floats instead.
+    kind, keys, pos, has_gauss, cached = numpy.random.get_state()
+    return {
+        "kind": str(kind),
+        "keys": [int(k) for k in keys],
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _numpy_tuple(numpy: Any, state: Any) -> Any:
+    if not isinstance(state, dict):  # a checkpoint written before states became plain values
+        return state
+    keys = numpy.asarray(state["keys"], dtype=numpy.uint32)
+    return (state["kind"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
 
 
 @contextmanager
