@@ -67,7 +67,7 @@ def _config(**kw: Any) -> Any:
 def _open(kw: dict[str, Any]) -> Any:
     from ._sql import open_store  # type: ignore[import-not-found,unused-ignore]
 
-    return open_store(_config(**kw).db_url)
+    return open_store(_config(**kw).db_url, create=False)
 
 
 @click.group()

@@ -30,7 +30,7 @@ from sqlalchemy.pool import StaticPool
 from . import _schema as schema
 from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
 from ._sql_write import write_batch
-from .errors import RunNotFound, ServiceUnreachable, StoreError
+from .errors import ConfigError, RunNotFound, ServiceUnreachable, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -49,8 +49,14 @@ def default_sqlite_url(data_dir: str) -> str:
     return f"sqlite:///{os.path.join(os.path.abspath(data_dir), 'kernel.db')}"
 
 
-def open_store(url: str) -> SqlEventStore:
-    """A store on ``url`` with its schema at the newest migration."""
+def open_store(url: str, create: bool = True) -> SqlEventStore:
+    """A store on ``url`` with its schema at the newest migration.
+
+    ``create=False`` is for the read-only commands: a SQLite file that does not exist is an error
+    (a mistyped path must not leave a new, empty database behind that then says "no runs yet").
+    """
+    if not create:
+        _check_sqlite_exists(url)
     store = SqlEventStore(url)
     try:
         store.upgrade()
@@ -313,6 +319,21 @@ def _create_at_head(conn: Connection) -> None:
 # -- engines ----------------------------------------------------------------------------------------
 
 
+def _check_sqlite_exists(url: str) -> None:
+    try:
+        u = make_url(url)
+    except Exception:
+        return  # _create_engine says what is wrong with it
+    path = u.database or ""
+    if u.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
+        return
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"no database at {os.path.abspath(path)} (--db / --data-dir, LK_DB / LK_DATA_DIR): check the "
+            "path; a run started with `lightning-kernel run app` in that data dir creates it"
+        )
+
+
 def _create_engine(url: str, shown: str) -> tuple[Engine, bool]:
     try:
         u = make_url(url)
@@ -328,7 +349,17 @@ def _create_engine(url: str, shown: str) -> tuple[Engine, bool]:
             return _postgres_engine(u), False
     except ServiceUnreachable:
         raise
-    except Exception as exc:  # a missing driver, a bad query argument
+    except ImportError as exc:  # the driver is not installed: nothing was tried to reach
+        install = (
+            "pip install 'lightning-kernel[postgres]' (or pip install 'psycopg[binary]')"
+            if backend == "postgresql"
+            else "install its driver"
+        )
+        driver = "psycopg" if u.drivername == "postgresql" else u.get_driver_name()
+        raise ConfigError(
+            f"database {shown} needs the {driver} driver, which is not installed ({exc}): {install}"
+        ) from exc
+    except Exception as exc:  # a bad query argument
         raise ServiceUnreachable("database", shown, _one_line(exc)) from exc
     raise ServiceUnreachable(
         "database", shown, f"unsupported database {backend!r}; use sqlite:///PATH or postgresql+psycopg://..."

@@ -6,9 +6,11 @@ import json
 import time
 from typing import Any
 
+from ._events import RunCreated
 from ._projection import component_tree
 from ._records import RunInfo
 from ._store import EventStore, load_state
+from .errors import ComponentNotFound, ConfigError, ParameterError
 
 
 def _ts(t: float) -> str:
@@ -96,13 +98,48 @@ def print_history(store: EventStore, run_id: str, as_json: bool, after: int, lim
             print(f"{e.seq:>8}  {_ts(e.ts)}  {e.source:<14} {e.type:<22} {_summary(e)}"[:240])
 
 
-def print_state(store: EventStore, run_id: str, at_seq: int | None, as_json: bool) -> None:
+def check_at(store: EventStore, info: RunInfo, at_seq: int, name: str = "--at") -> None:
+    """Refuse an ``at`` sequence number outside ``info``'s events, naming the range it has.
+
+    ``name`` is the option (``--at``) or query parameter (``at``) it came from."""
+
+    def given(seq: int) -> str:
+        return f"{name} {seq}" if name.startswith("-") else f"{name}={seq}"
+
+    if at_seq <= 0:
+        raise ParameterError(
+            name,
+            f"{given(at_seq)}: event sequence numbers start at 1; `lightning-kernel history {info.id}` "
+            "lists the run's events",
+        )
+    if at_seq > info.last_seq:
+        raise ParameterError(
+            name,
+            f"{given(at_seq)} is past run {info.id}'s last event (seq {info.last_seq}); "
+            f"use {given(info.last_seq)} or leave it out for the state now",
+        )
+    first = store.events(info.id, limit=1)
+    if first and at_seq < first[0].seq:
+        raise ParameterError(
+            name,
+            f"{given(at_seq)} comes before run {info.id}'s first event (seq {first[0].seq}): sequence "
+            f"numbers are shared by all runs; `lightning-kernel history {info.id}` lists this run's",
+        )
+
+
+def run_state(store: EventStore, run_id: str, at_seq: int | None, name: str = "--at") -> Any:
+    """The state of ``run_id`` at ``at_seq`` (now when None), checked to be within its events."""
     info = store.run(run_id)
+    if at_seq is not None:
+        check_at(store, info, at_seq, name)
     state = load_state(store, info.id, upto_seq=at_seq)
     if not state:
-        from .errors import KernelError
+        raise ConfigError(f"run {info.id} has no recorded run.created event: it cannot be folded")
+    return state
 
-        raise KernelError(f"run {info.id} has no state at seq {at_seq}: its first event comes later")
+
+def print_state(store: EventStore, run_id: str, at_seq: int | None, as_json: bool) -> None:
+    state = run_state(store, run_id, at_seq)
     out = {
         "run": state["run"],
         "root": component_tree(state),
@@ -111,8 +148,18 @@ def print_state(store: EventStore, run_id: str, at_seq: int | None, as_json: boo
     print(json.dumps(out, indent=None if as_json else 2))
 
 
+def check_component(store: EventStore, info: RunInfo, component: str) -> None:
+    """Refuse a component name that ``info``'s app does not have, listing those it has."""
+    created = store.events(info.id, limit=1, types=[RunCreated.TYPE])
+    known = sorted(created[0].body.get("components", {})) if created else []
+    if component not in known:
+        raise ComponentNotFound(info.id, component, known)
+
+
 def print_logs(store: EventStore, run_id: str, component: str | None, as_json: bool) -> None:
     info = store.run(run_id)
+    if component is not None:
+        check_component(store, info, component)
     for line in store.logs(info.id, component=component):
         if as_json:
             print(

@@ -5,16 +5,22 @@ what to do. The tree::
 
     KernelError
     ├── ConfigError                 a flag, variable or URL that cannot be used
-    │   └── ServiceUnreachable      NATS, the database or the artifact store did not answer
+    │   ├── ServiceUnreachable      NATS, the database or the artifact store did not answer
+    │   ├── ParameterError          an option or query parameter out of range (names it)
+    │   └── NotAuthorized           a server that wants its token, or refused the one sent
     ├── AppLoadError                an app file that is missing or defines no LightningApp
     ├── StateError                  a component attribute that cannot be part of the state
     ├── WorkRunError                a Work's run() broke the contract (returned a value, bad args)
     ├── RunNotFound                 an unknown run id
+    ├── ComponentNotFound           a component name a run does not have
     ├── EventError                  an event that cannot be decoded, or an unknown type/version
     ├── StoreError                  the SQL store refused an operation
     ├── ArtifactError               the artifact store refused an operation
     │   └── PathEscapeError         a lit:// path that would leave its Work's root
     ├── ExecutorError               an executor plugin that failed to load or to start a worker
+    ├── LeaseHeld                   a run or a database that another kernel holds
+    ├── LeaseLost                   a lease this kernel held and lost
+    ├── KernelFault                 NATS or the database failed under a running kernel
     └── ReplayError                 a replay whose state differs from the recorded one
 """
 
@@ -37,6 +43,27 @@ class ServiceUnreachable(ConfigError):
         self.url = url
         self.reason = reason
         super().__init__(f"cannot reach {service} at {url}: {reason}")
+
+
+class ParameterError(ConfigError):
+    """An option or HTTP query parameter whose value cannot be used; ``name`` is the parameter."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class NotAuthorized(ConfigError):
+    """A ``serve`` that refused a request for want of its token (HTTP 401)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"the kernel at {url} refused the request: {reason}")
+
+
+class StreamMismatch(ConfigError):
+    """A database that would record the wrong stream, or a stream with a gap it cannot record."""
 
 
 class AppLoadError(KernelError):
@@ -65,6 +92,18 @@ class RunNotFound(KernelError):
         super().__init__(f"no run {run_id!r}; `lightning-kernel runs` lists the runs")
 
 
+class ComponentNotFound(KernelError):
+    """A component name (``root.w_1``) that the run does not have."""
+
+    def __init__(self, run_id: str, component: str, known: list[str]) -> None:
+        self.run_id = run_id
+        self.component = component
+        self.known = known
+        super().__init__(
+            f"run {run_id} has no component {component!r}; its components are: {', '.join(known) or 'none'}"
+        )
+
+
 class EventError(KernelError):
     """An event that cannot be encoded or decoded."""
 
@@ -87,3 +126,29 @@ class ExecutorError(KernelError):
 
 class ReplayError(KernelError):
     """Replaying a run's events gave a state that differs from the recorded one."""
+
+
+class LeaseHeld(KernelError):
+    """A run (or a database's recorder) is held by another kernel."""
+
+    def __init__(self, what: str, holder: str, ttl: float) -> None:
+        self.what = what
+        self.holder = holder
+        self.ttl = ttl
+        super().__init__(
+            f"{what} is held by {holder}; stop it there, or wait for its lease to lapse "
+            f"({ttl:.0f} s after that kernel stops renewing it)"
+        )
+
+
+class LeaseLost(KernelError):
+    """This kernel lost a lease it held (another kernel took it, or it lapsed): it stops at once."""
+
+
+class KernelFault(KernelError):
+    """A service failed under a running kernel (NATS lost, the database unwritable): the runs it hosts
+    are interrupted with ``cause``, and resume once the service is back."""
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        super().__init__(cause)
