@@ -12,8 +12,15 @@ import torch
 from ._deprecated import check_accelerator
 from ._errors import MisconfigurationException
 
-_STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook",
-               "ddp_find_unused_parameters_true")
+_STRATEGIES = (
+    "auto",
+    "single_device",
+    "ddp",
+    "ddp_spawn",
+    "ddp_fork",
+    "ddp_notebook",
+    "ddp_find_unused_parameters_true",
+)
 
 
 def parse_accelerator(accelerator: Any) -> str:
@@ -21,7 +28,9 @@ def parse_accelerator(accelerator: Any) -> str:
     if accelerator is None or accelerator == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not isinstance(accelerator, str):
-        raise MisconfigurationException(f"accelerator={accelerator!r}: pass 'cpu', 'gpu', 'cuda', 'mps' or 'auto'")
+        raise MisconfigurationException(
+            f"accelerator={accelerator!r}: pass 'cpu', 'gpu', 'cuda', 'mps' or 'auto'"
+        )
     name = accelerator.lower()
     if name in ("gpu", "cuda"):
         if not torch.cuda.is_available():
@@ -32,11 +41,15 @@ def parse_accelerator(accelerator: Any) -> str:
         return "cuda"
     if name == "mps":
         if not torch.backends.mps.is_available():
-            raise MisconfigurationException("accelerator='mps' but MPS is not available; use accelerator='cpu'")
+            raise MisconfigurationException(
+                "accelerator='mps' but MPS is not available; use accelerator='cpu'"
+            )
         return "mps"
     if name == "cpu":
         return "cpu"
-    raise MisconfigurationException(f"accelerator={accelerator!r} is unknown; pass 'cpu', 'gpu', 'cuda', 'mps' or 'auto'")
+    raise MisconfigurationException(
+        f"accelerator={accelerator!r} is unknown; pass 'cpu', 'gpu', 'cuda', 'mps' or 'auto'"
+    )
 
 
 def parse_strategy(strategy: Any, n_devices: int, num_nodes: int) -> str:

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler, SequentialSam
 from torch.utils.data.distributed import DistributedSampler
 
 from ._errors import MisconfigurationException
+from ._rank_zero import rank_zero_info
 
 
 def move_data_to_device(batch: Any, device: torch.device | str) -> Any:
@@ -31,7 +32,9 @@ def move_data_to_device(batch: Any, device: torch.device | str) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_data_to_device(v, device) for v in batch)
     if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
-        changes = {f.name: move_data_to_device(getattr(batch, f.name), device) for f in dataclasses.fields(batch)}
+        changes = {
+            f.name: move_data_to_device(getattr(batch, f.name), device) for f in dataclasses.fields(batch)
+        }
         return dataclasses.replace(batch, **changes)
     to = getattr(batch, "to", None)
     if callable(to) and not isinstance(batch, torch.nn.Module):
@@ -88,18 +91,35 @@ def num_batches(loader: Any, limit: int | float, stage: str) -> int | float:
 
 
 def parse_limit(value: int | float | None, name: str) -> int | float:
-    """PL's rule: ``1.0`` is "all", a float in [0, 1] a fraction, an int a count."""
+    """PL's rule: ``1.0`` is "all", a float in [0, 1] a fraction, an int a count.
+
+    An explicit ``1`` or ``1.0`` is told (logged) as PL does, since the two mean different things.
+    """
     if value is None:
         return 1.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise MisconfigurationException(f"`{name}` must be an int >= 0 or a float in [0.0, 1.0], got {value!r}")
-    if isinstance(value, float) and value > 1.0:
-        if value.is_integer():
-            return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MisconfigurationException(
-            f"`{name}={value}` is a float above 1.0: use an int for a number of batches or a float in [0.0, 1.0]"
+            f"You have passed invalid value {value!r} for {name}, it has to be in [0.0, 1.0] or an int."
         )
-    return value
+    if isinstance(value, int) and value == 1:
+        what = {
+            "limit_train_batches": "1 batch per epoch will be used.",
+            "val_check_interval": "validation will run after every batch.",
+        }.get(name, "1 batch will be used.")
+        rank_zero_info(f"`Trainer({name}=1)` was configured so {what}")
+    elif isinstance(value, float) and value == 1.0:
+        what = {
+            "limit_train_batches": "100% of the batches per epoch will be used.",
+            "val_check_interval": "validation will run at the end of the training epoch.",
+        }.get(name, "100% of the batches will be used.")
+        rank_zero_info(f"`Trainer({name}=1.0)` was configured so {what}.")
+    if 0 <= value <= 1:
+        return value
+    if value > 1 and value % 1.0 == 0:
+        return int(value)
+    raise MisconfigurationException(
+        f"You have passed invalid value {value} for {name}, it has to be in [0.0, 1.0] or an int."
+    )
 
 
 def _rebuild(loader: DataLoader[Any], sampler: Sampler[Any]) -> DataLoader[Any]:
@@ -143,7 +163,11 @@ def distributed(loader: Any, world_size: int, rank: int, training: bool, seed: i
     if isinstance(loader.sampler, DistributedSampler):
         return loader
     sampler: DistributedSampler[Any] = DistributedSampler(
-        loader.dataset, num_replicas=world_size, rank=rank, shuffle=training and _is_shuffled(loader), seed=seed
+        loader.dataset,
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=training and _is_shuffled(loader),
+        seed=seed,
     )
     return _rebuild(loader, sampler)
 
@@ -159,7 +183,10 @@ def sequential(loader: Any) -> Any:
 
 def set_sampler_epoch(loader: Any, epoch: int) -> None:
     """Reshuffle distributed samplers per epoch, as PL does."""
-    for obj in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+    for obj in (
+        getattr(loader, "sampler", None),
+        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+    ):
         set_epoch = getattr(obj, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(epoch)

@@ -17,8 +17,12 @@ from ._hooks import is_overridden
 if TYPE_CHECKING:
     from ._trainer import Trainer
 
-_HOOK_NAMES = {"train": "train_dataloader", "val": "val_dataloader", "test": "test_dataloader",
-               "predict": "predict_dataloader"}
+_HOOK_NAMES = {
+    "train": "train_dataloader",
+    "val": "val_dataloader",
+    "test": "test_dataloader",
+    "predict": "predict_dataloader",
+}
 
 
 class CombinedLoader:
@@ -26,6 +30,7 @@ class CombinedLoader:
 
     def __init__(self, loaders: Mapping[str, Any] | list[Any]) -> None:
         self.loaders = loaders
+        self.iterables = loaders  # PL's name
         self._items = list(loaders.items()) if isinstance(loaders, Mapping) else list(enumerate(loaders))
 
     def __len__(self) -> int:
@@ -56,6 +61,8 @@ class DataConnector:
         self.explicit: dict[str, Any] = {}
         self.datamodule: LightningDataModule | None = None
         self._val_loaded_epoch = -1
+        self.sources: dict[str, Any] = {}
+        """The loaders of each kind in the shape the user gave them (a list stays a list), adapted."""
 
     def attach(self, datamodule: LightningDataModule | None, **loaders: Any) -> None:
         self.explicit = {k: v for k, v in loaders.items() if v is not None}
@@ -99,20 +106,42 @@ class DataConnector:
             loaders = trainer._call_module_hook(name) if owner is trainer._module else getattr(owner, name)()
         if kind == "val":
             self._val_loaded_epoch = trainer.current_epoch
-        if kind == "train":
-            if isinstance(loaders, (Mapping, list, tuple)):
-                adapted = (
-                    {k: self._adapt(v, kind) for k, v in loaders.items()}
-                    if isinstance(loaders, Mapping)
-                    else [self._adapt(v, kind) for v in loaders]
-                )
-                return adapted[0] if isinstance(adapted, list) and len(adapted) == 1 else CombinedLoader(adapted)
-            return self._adapt(loaders, kind)
+        shaped: Any
         if isinstance(loaders, Mapping):
-            return [self._adapt(v, kind) for v in loaders.values()]
-        if isinstance(loaders, (list, tuple)):
-            return [self._adapt(v, kind) for v in loaders]
-        return self._adapt(loaders, kind)
+            shaped = {k: self._adapt(v, kind) for k, v in loaders.items()}
+        elif isinstance(loaders, (list, tuple)):
+            shaped = [self._adapt(v, kind) for v in loaders]
+        else:
+            shaped = self._adapt(loaders, kind)
+        self.sources[kind] = shaped
+        if kind == "train":
+            if isinstance(shaped, list) and len(shaped) == 1:
+                return shaped[0]  # one loader in a list runs as that loader: no combining per batch
+            return CombinedLoader(shaped) if isinstance(shaped, (dict, list)) else shaped
+        if isinstance(shaped, dict):
+            return list(shaped.values())
+        return shaped
+
+    def shutdown_workers(self) -> None:
+        """Stop the worker processes of persistent-worker loaders (PL does at the end of each loop).
+
+        Left alive, their processes keep the interpreter from exiting until the loader is collected
+        (tens of seconds), and a Work's process from ending.
+        """
+        for shaped in self.sources.values():
+            loaders = (
+                shaped.values()
+                if isinstance(shaped, dict)
+                else shaped
+                if isinstance(shaped, list)
+                else [shaped]
+            )
+            for loader in loaders:
+                iterator = getattr(loader, "_iterator", None)
+                stop = getattr(iterator, "_shutdown_workers", None)
+                if callable(stop):
+                    stop()
+                    loader._iterator = None
 
     def _adapt(self, loader: Any, kind: str) -> Any:
         trainer = self.trainer
@@ -130,14 +159,19 @@ class DataConnector:
         strategy = trainer.strategy
         if strategy.distributed and strategy.world_size > 1 and trainer.use_distributed_sampler:
             seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-            loader = _data.distributed(loader, strategy.world_size, strategy.global_rank, kind == "train", seed)
+            loader = _data.distributed(
+                loader, strategy.world_size, strategy.global_rank, kind == "train", seed
+            )
         return loader
 
     def prepare_data(self) -> None:
         from ._module import LightningModule
 
         trainer = self.trainer
-        owners: list[tuple[Any, type]] = [(self.datamodule, LightningDataModule), (trainer._module, LightningModule)]
+        owners: list[tuple[Any, type]] = [
+            (self.datamodule, LightningDataModule),
+            (trainer._module, LightningModule),
+        ]
         for obj, base in owners:
             if obj is None or not is_overridden("prepare_data", obj, base):
                 continue

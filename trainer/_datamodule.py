@@ -76,15 +76,27 @@ class LightningDataModule(HyperparametersMixin):
         """A datamodule whose dataloaders wrap the given datasets (train shuffled)."""
         from torch.utils.data import DataLoader
 
-        datasets = {"train": train_dataset, "val": val_dataset, "test": test_dataset, "predict": predict_dataset}
+        datasets = {
+            "train": train_dataset,
+            "val": val_dataset,
+            "test": test_dataset,
+            "predict": predict_dataset,
+        }
 
         def loader(kind: str) -> Any:
             def make(self: LightningDataModule) -> Any:
                 data = datasets[kind]
                 if isinstance(data, (list, tuple)):
-                    return [DataLoader(d, batch_size=batch_size, num_workers=num_workers, **loader_kwargs) for d in data]
+                    return [
+                        DataLoader(d, batch_size=batch_size, num_workers=num_workers, **loader_kwargs)
+                        for d in data
+                    ]
                 return DataLoader(
-                    data, batch_size=batch_size, shuffle=kind == "train", num_workers=num_workers, **loader_kwargs
+                    data,
+                    batch_size=batch_size,
+                    shuffle=kind == "train",
+                    num_workers=num_workers,
+                    **loader_kwargs,
                 )
 
             return make

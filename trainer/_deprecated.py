@@ -20,8 +20,11 @@ _UNSUPPORTED_ACCELERATORS = ("tpu", "ipu", "hpu", "xla")
 
 
 def deprecate(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated and will stop working in a future version; use {new}",
-                  DeprecationWarning, stacklevel=4)
+    warnings.warn(
+        f"{old} is deprecated and will stop working in a future version; use {new}",
+        DeprecationWarning,
+        stacklevel=4,
+    )
 
 
 def check_accelerator(accelerator: Any) -> None:
@@ -53,8 +56,10 @@ def translate_trainer_kwargs(kwargs: dict[str, Any], args: dict[str, Any]) -> No
         args["devices"] = n
     if "progress_bar_refresh_rate" in kwargs:
         rate = kwargs.pop("progress_bar_refresh_rate")
-        deprecate("Trainer(progress_bar_refresh_rate=...)",
-                  "Trainer(callbacks=[TQDMProgressBar(refresh_rate=...)]) or enable_progress_bar=False")
+        deprecate(
+            "Trainer(progress_bar_refresh_rate=...)",
+            "Trainer(callbacks=[TQDMProgressBar(refresh_rate=...)]) or enable_progress_bar=False",
+        )
         if rate == 0:
             args["enable_progress_bar"] = False
     if "checkpoint_callback" in kwargs:
@@ -78,7 +83,9 @@ def rename_kwarg(kwargs: dict[str, Any], old: str, new: str, value: Any, method:
     if old in kwargs:
         deprecate(f"trainer.{method}({old}=...)", f"trainer.{method}({new}=...)")
         if value is not None:
-            raise MisconfigurationException(f"trainer.{method}() got both {old}= and {new}=; pass only {new}=")
+            raise MisconfigurationException(
+                f"trainer.{method}() got both {old}= and {new}=; pass only {new}="
+            )
         value = kwargs.pop(old)
     if kwargs:
         raise TypeError(f"Trainer.{method}() got unexpected keyword argument(s) {sorted(kwargs)}")
@@ -88,7 +95,9 @@ def rename_kwarg(kwargs: dict[str, Any], old: str, new: str, value: Any, method:
 def legacy_log_items(hook: str, output: Mapping[str, Any]) -> list[tuple[str, Any, bool, bool | None]]:
     """``(name, value, prog_bar, logger)`` for the ``'log'``/``'progress_bar'`` entries of a returned dict
     (``logger=None``: the default, so a Trainer without a logger does not warn about it)."""
-    deprecate(f"returning {{'log': ..., 'progress_bar': ...}} from {hook}", "self.log(name, value, prog_bar=...)")
+    deprecate(
+        f"returning {{'log': ..., 'progress_bar': ...}} from {hook}", "self.log(name, value, prog_bar=...)"
+    )
     items: dict[str, list[Any]] = {}
     for name, value in dict(output.get("log") or {}).items():
         items[name] = [value, False, None]

@@ -56,6 +56,29 @@ def accepts(fn: Any, name: str, min_args: int) -> bool:
     )
 
 
+def verify_dataloader_idx(module: Any, hooks: tuple[str, ...], multiple: bool, kind: str) -> None:
+    """PL's check of ``dataloader_idx`` in step hooks: required with one loader, or absent with several."""
+    for hook in hooks:
+        fn = getattr(module, hook)
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            continue
+        present = accepts(fn, "dataloader_idx", 3)
+        if not multiple:
+            if "dataloader_idx" in params and params["dataloader_idx"].default is inspect.Parameter.empty:
+                raise RuntimeError(
+                    f"You provided only a single `{kind}_dataloader`, but have included `dataloader_idx` in "
+                    f"`{type(module).__name__}.{hook}()`. Either remove the argument or give it a default value "
+                    "i.e. `dataloader_idx=0`."
+                )
+        elif not present:
+            raise RuntimeError(
+                f"You provided multiple `{kind}_dataloader`, but no `dataloader_idx` argument in "
+                f"`{type(module).__name__}.{hook}()`. Try adding `dataloader_idx=0` to its signature."
+            )
+
+
 class EvaluationLoop:
     def __init__(self, trainer: Trainer, stage: RunningStage, verbose: bool = False) -> None:
         self.trainer = trainer
@@ -115,6 +138,10 @@ class EvaluationLoop:
         trainer._call(f"on_{prefix}_epoch_start")
         multiple = len(self.loaders) > 1
         step_name = "test_step" if prefix == "test" else "validation_step"
+        kind = "test" if prefix == "test" else "val"
+        verify_dataloader_idx(
+            module, (step_name, f"on_{prefix}_batch_start", f"on_{prefix}_batch_end"), multiple, kind
+        )
         step_fn = getattr(module, step_name)
         pass_idx = accepts(step_fn, "batch_idx", 2)
         outputs: list[list[Any]] = []
@@ -194,7 +221,11 @@ def _print_results(logged: list[dict[str, Tensor]], stage: str) -> None:
     width = max(len(k) for k in [*keys, f"{stage} metric"]) + 2
     cols = [max(len(h), 12) + 2 for h in headers]
     rule = "─" * (width + sum(cols))
-    lines = [rule, f"{stage + ' metric':^{width}}" + "".join(f"{h:^{c}}" for h, c in zip(headers, cols, strict=True)), rule]
+    lines = [
+        rule,
+        f"{stage + ' metric':^{width}}" + "".join(f"{h:^{c}}" for h, c in zip(headers, cols, strict=True)),
+        rule,
+    ]
     for key in keys:
         cells = []
         for d, c in zip(logged, cols, strict=True):
@@ -211,7 +242,15 @@ class PredictionLoop:
         self.loaders: list[Any] = []
         self.max_batches: list[int | float] = []
         self.batches_ready = 0
-        self.predictions: list[list[Any]] = []
+        self._predictions: list[list[Any]] = []
+        self.epoch_batch_indices: list[list[Any]] = []
+        self.current_batch_indices: list[int] = []
+        self._recorders: list[_IndexRecorder | None] = []
+
+    @property
+    def predictions(self) -> list[Any]:
+        """This run's predictions: a list per dataloader, or one list when there is one loader (PL's)."""
+        return self._predictions[0] if len(self._predictions) == 1 else self._predictions
 
     def log_step(self) -> int:
         return self.batches_ready
@@ -219,7 +258,15 @@ class PredictionLoop:
     def setup_data(self) -> None:
         trainer = self.trainer
         self.loaders = _data.as_loader_list(trainer._data.request("predict"))
-        self.max_batches = [_data.num_batches(dl, trainer.limit_predict_batches, "predict") for dl in self.loaders]
+        self._recorders = []
+        if any(getattr(cb, "_lk_wants_batch_indices", False) for cb in trainer.callbacks):
+            # A prediction writer is told which samples each batch holds: record the batch sampler's output.
+            recorded = [_record_indices(dl) for dl in self.loaders]
+            self.loaders = [dl for dl, _ in recorded]
+            self._recorders = [rec for _, rec in recorded]
+        self.max_batches = [
+            _data.num_batches(dl, trainer.limit_predict_batches, "predict") for dl in self.loaders
+        ]
 
     def run(self, return_predictions: bool) -> Any:
         trainer = self.trainer
@@ -235,11 +282,24 @@ class PredictionLoop:
             step_fn = module.predict_step
             pass_idx = accepts(step_fn, "batch_idx", 2)
             multiple = len(self.loaders) > 1
-            self.predictions = []
+            verify_dataloader_idx(
+                module,
+                ("predict_step", "on_predict_batch_start", "on_predict_batch_end"),
+                multiple,
+                "predict",
+            )
+            self._predictions = []
+            self.epoch_batch_indices = []
             for dl_idx, loader in enumerate(self.loaders):
                 predictions: list[Any] = []
+                dl_indices: list[Any] = []
+                self.epoch_batch_indices.append(dl_indices)
+                recorder = self._recorders[dl_idx] if self._recorders else None
                 dl_arg = dl_idx if multiple else None
                 for batch_idx, batch, _ in iterate(loader, self.max_batches[dl_idx]):
+                    if recorder is not None:
+                        self.current_batch_indices = recorder.seen[batch_idx]
+                        dl_indices.append(self.current_batch_indices)
                     batch = trainer._transfer_batch(batch, dl_idx)
                     self.batches_ready += 1
                     hook_args = (batch, batch_idx) if dl_arg is None else (batch, batch_idx, dl_arg)
@@ -248,10 +308,48 @@ class PredictionLoop:
                     trainer._call("on_predict_batch_end", output, *hook_args)
                     if return_predictions:
                         predictions.append(_data.move_data_to_device(output, "cpu"))
-                self.predictions.append(predictions)
+                self._predictions.append(predictions)
             trainer._call("on_predict_epoch_end")
             trainer._call("on_predict_end")
             modes.restore()
         if not return_predictions:
             return None
-        return self.predictions[0] if len(self.predictions) == 1 else self.predictions
+        return self.predictions
+
+
+class _IndexRecorder:
+    """A batch sampler that remembers the indices of every batch it gave (PL's index wrapper)."""
+
+    def __init__(self, batch_sampler: Any) -> None:
+        self.batch_sampler = batch_sampler
+        self.seen: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        self.seen = []
+        for batch in self.batch_sampler:
+            self.seen.append(list(batch))
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+def _record_indices(loader: Any) -> tuple[Any, _IndexRecorder | None]:
+    from torch.utils.data import DataLoader
+
+    if type(loader) is not DataLoader or loader.batch_sampler is None:
+        return loader, None
+    recorder = _IndexRecorder(loader.batch_sampler)
+    rebuilt = DataLoader(
+        loader.dataset,
+        batch_sampler=recorder,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context,
+        generator=loader.generator,
+        persistent_workers=loader.persistent_workers,
+    )
+    return rebuilt, recorder

@@ -82,9 +82,13 @@ class FitLoop(FitLoopState):
         interval = trainer.val_check_interval
         if isinstance(interval, int):
             trainer.val_check_batch = interval
-            if interval > self.num_training_batches and trainer.check_val_every_n_epoch is not None:
+            if (
+                interval > self.num_training_batches
+                and trainer.check_val_every_n_epoch is not None
+                and trainer.limit_val_batches > 0  # nothing to validate: no schedule to check (PL 2.6.2)
+            ):
                 raise ValueError(
-                    f"`val_check_interval` ({interval}) must be less than or equal to the number of the training "
+                    f" `val_check_interval` ({interval}) must be less than or equal to the number of the training "
                     f"batches ({self.num_training_batches}). If you want to disable validation set "
                     "`limit_val_batches` to 0.0 instead. If you want to validate based on the total training "
                     "batches, set `check_val_every_n_epoch=None`."
@@ -142,7 +146,11 @@ class FitLoop(FitLoopState):
             return
         self.epoch_completed = self.epoch_processed
         trainer.training = True
-        if self.val_loop is not None and self.val_loop.should_run_in_epoch(self) and not self.val_loop.loaders:
+        if (
+            self.val_loop is not None
+            and self.val_loop.should_run_in_epoch(self)
+            and not self.val_loop.loaders
+        ):
             self.val_loop.setup_data()
         self._prepare_fast_path()
         trainer._call("on_train_start")
@@ -261,7 +269,11 @@ class FitLoop(FitLoopState):
         accumulating = self.should_accumulate()
         if trainer.loggers and not (accumulating and trainer._automatic_optimization):
             every = trainer.log_every_n_steps
-            if (every and (self.batches_that_stepped + 1) % every == 0) or trainer.should_stop or trainer.fast_dev_run:
+            if (
+                (every and (self.batches_that_stepped + 1) % every == 0)
+                or trainer.should_stop
+                or trainer.fast_dev_run
+            ):
                 connector.log_metrics(self.results.metrics(trainer, on_step=True)[1])
         if self._val_this_epoch and self._should_check_val():
             assert self.val_loop is not None

@@ -76,7 +76,9 @@ class HookTable:
 
     def module_hook(self, name: str) -> Callable[..., Any] | None:
         if name not in self._mod:
-            self._mod[name] = getattr(self.module, name) if is_overridden(name, self.module, self.module_base) else None
+            self._mod[name] = (
+                getattr(self.module, name) if is_overridden(name, self.module, self.module_base) else None
+            )
         return self._mod[name]
 
     def overridden(self, name: str) -> bool:

@@ -69,10 +69,18 @@ FX_OPTIONS: dict[str, _FxOptions] = {
 }
 
 _REDUCTIONS: dict[Any, str] = {
-    "mean": "mean", "avg": "mean", torch.mean: "mean",
-    "sum": "sum", torch.sum: "sum", sum: "sum",
-    "max": "max", torch.max: "max", max: "max",
-    "min": "min", torch.min: "min", min: "min",
+    "mean": "mean",
+    "avg": "mean",
+    torch.mean: "mean",
+    "sum": "sum",
+    torch.sum: "sum",
+    sum: "sum",
+    "max": "max",
+    torch.max: "max",
+    max: "max",
+    "min": "min",
+    torch.min: "min",
+    min: "min",
 }
 
 
@@ -85,8 +93,21 @@ class _Metric:
     """One logged key of one hook (and dataloader): its options, last value and epoch values."""
 
     __slots__ = (
-        "add_dl_idx", "args", "dl_idx", "fx", "last", "logger", "name", "on_epoch", "on_step",
-        "prog_bar", "reduce", "sizes", "sync", "updated", "values",
+        "add_dl_idx",
+        "args",
+        "dl_idx",
+        "fx",
+        "last",
+        "logger",
+        "name",
+        "on_epoch",
+        "on_step",
+        "prog_bar",
+        "reduce",
+        "sizes",
+        "sync",
+        "updated",
+        "values",
     )
 
     def __init__(self, fx: str, name: str, args: tuple[Any, ...], opts: dict[str, Any]) -> None:
@@ -153,17 +174,42 @@ class ResultCollection:
         return True
 
     def log(
-        self, trainer: Trainer, fx: str | None, name: str, value: Any, prog_bar: bool, logger: bool | None,
-        on_step: bool | None, on_epoch: bool | None, reduce_fx: Any, enable_graph: bool, sync_dist: bool,
-        add_dataloader_idx: bool, batch_size: int | None, rank_zero_only: bool,
+        self,
+        trainer: Trainer,
+        fx: str | None,
+        name: str,
+        value: Any,
+        prog_bar: bool,
+        logger: bool | None,
+        on_step: bool | None,
+        on_epoch: bool | None,
+        reduce_fx: Any,
+        enable_graph: bool,
+        sync_dist: bool,
+        add_dataloader_idx: bool,
+        batch_size: int | None,
+        rank_zero_only: bool,
     ) -> None:
         dl_idx = self.dataloader_idx if add_dataloader_idx else None
         key = (fx or "", name, dl_idx)
         metric = self._metrics.get(key)
         args = (prog_bar, logger, on_step, on_epoch, reduce_fx, enable_graph, sync_dist, add_dataloader_idx)
         if metric is None:
-            opts = _options(fx, name, value, prog_bar, logger, on_step, on_epoch, reduce_fx, sync_dist,
-                            rank_zero_only, dl_idx, add_dataloader_idx, trainer)
+            opts = _options(
+                fx,
+                name,
+                value,
+                prog_bar,
+                logger,
+                on_step,
+                on_epoch,
+                reduce_fx,
+                sync_dist,
+                rank_zero_only,
+                dl_idx,
+                add_dataloader_idx,
+                trainer,
+            )
             metric = self._metrics[key] = _Metric(fx or "", name, args, opts)
         elif metric.args != args:
             raise MisconfigurationException(
@@ -228,9 +274,19 @@ class ResultCollection:
 
 
 def _options(
-    fx: str | None, name: str, value: Any, prog_bar: bool, logger: bool | None, on_step: bool | None,
-    on_epoch: bool | None, reduce_fx: Any, sync_dist: bool, rank_zero_only: bool, dl_idx: int | None,
-    add_dl_idx: bool, trainer: Trainer,
+    fx: str | None,
+    name: str,
+    value: Any,
+    prog_bar: bool,
+    logger: bool | None,
+    on_step: bool | None,
+    on_epoch: bool | None,
+    reduce_fx: Any,
+    sync_dist: bool,
+    rank_zero_only: bool,
+    dl_idx: int | None,
+    add_dl_idx: bool,
+    trainer: Trainer,
 ) -> dict[str, Any]:
     """Validate a first ``self.log`` call of a key and fill in PL's defaults for its hook."""
     if fx is None:
@@ -256,7 +312,9 @@ def _options(
             f"{fx_opts.allowed_on_epoch}."
         )
     if isinstance(value, Mapping):
-        raise MisconfigurationException(f"self.log({name!r}) got a dict; use self.log_dict for several values")
+        raise MisconfigurationException(
+            f"self.log({name!r}) got a dict; use self.log_dict for several values"
+        )
     if DATALOADER_SUFFIX.format("")[1:] in name:
         raise MisconfigurationException(
             f"self.log({name!r}): the name may not contain {DATALOADER_SUFFIX.format('')[1:]!r}, it is added for you"
@@ -272,9 +330,14 @@ def _options(
             "one by doing `Trainer(logger=ALogger(...))`. Remove `logger=True` to remove this warning."
         )
     return {
-        "prog_bar": prog_bar, "logger": True if logger is None else logger, "on_step": on_step,
-        "on_epoch": on_epoch, "reduce": reduce, "sync": sync_dist and not rank_zero_only,
-        "dl_idx": dl_idx, "add_dl_idx": add_dl_idx,
+        "prog_bar": prog_bar,
+        "logger": True if logger is None else logger,
+        "on_step": on_step,
+        "on_epoch": on_epoch,
+        "reduce": reduce,
+        "sync": sync_dist and not rank_zero_only,
+        "dl_idx": dl_idx,
+        "add_dl_idx": add_dl_idx,
     }
 
 

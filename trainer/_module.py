@@ -157,8 +157,20 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
                 "(prediction and setup hooks do not log)"
             )
         results.log(
-            trainer, self._current_fx_name, name, value, prog_bar, logger, on_step, on_epoch, reduce_fx,
-            enable_graph, sync_dist, add_dataloader_idx, batch_size, rank_zero_only,
+            trainer,
+            self._current_fx_name,
+            name,
+            value,
+            prog_bar,
+            logger,
+            on_step,
+            on_epoch,
+            reduce_fx,
+            enable_graph,
+            sync_dist,
+            add_dataloader_idx,
+            batch_size,
+            rank_zero_only,
         )
 
     def log_dict(
@@ -178,9 +190,18 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
     ) -> None:
         for name, value in dictionary.items():
             self.log(
-                name, value, prog_bar=prog_bar, logger=logger, on_step=on_step, on_epoch=on_epoch,
-                reduce_fx=reduce_fx, enable_graph=enable_graph, sync_dist=sync_dist,
-                add_dataloader_idx=add_dataloader_idx, batch_size=batch_size, rank_zero_only=rank_zero_only,
+                name,
+                value,
+                prog_bar=prog_bar,
+                logger=logger,
+                on_step=on_step,
+                on_epoch=on_epoch,
+                reduce_fx=reduce_fx,
+                enable_graph=enable_graph,
+                sync_dist=sync_dist,
+                add_dataloader_idx=add_dataloader_idx,
+                batch_size=batch_size,
+                rank_zero_only=rank_zero_only,
             )
 
     def print(self, *args: Any, **kwargs: Any) -> None:
@@ -264,7 +285,11 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def optimizer_step(
-        self, epoch: int, batch_idx: int, optimizer: Optimizer | LightningOptimizer, optimizer_closure: Any = None
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: Optimizer | LightningOptimizer,
+        optimizer_closure: Any = None,
     ) -> None:
         optimizer.step(closure=optimizer_closure)
 

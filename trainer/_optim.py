@@ -50,7 +50,9 @@ class _MockOptimizer(Optimizer):
 
 
 def _is_optimizer(obj: Any) -> bool:
-    return isinstance(obj, Optimizer) or (callable(getattr(obj, "step", None)) and hasattr(obj, "param_groups"))
+    return isinstance(obj, Optimizer) or (
+        callable(getattr(obj, "step", None)) and hasattr(obj, "param_groups")
+    )
 
 
 def parse_optimizers(conf: Any) -> tuple[list[Optimizer], list[Any], str | None]:
@@ -76,7 +78,9 @@ def parse_optimizers(conf: Any) -> tuple[list[Optimizer], list[Any], str | None]
             for d in conf:
                 _check_opt_dict(d)
             scheds = [
-                dict(d["lr_scheduler"]) if isinstance(d["lr_scheduler"], Mapping) else {"scheduler": d["lr_scheduler"]}
+                dict(d["lr_scheduler"])
+                if isinstance(d["lr_scheduler"], Mapping)
+                else {"scheduler": d["lr_scheduler"]}
                 for d in conf
                 if "lr_scheduler" in d
             ]
@@ -89,13 +93,19 @@ def parse_optimizers(conf: Any) -> tuple[list[Optimizer], list[Any], str | None]
 
 def _check_opt_dict(conf: Mapping[str, Any]) -> None:
     if "optimizer" not in conf:
-        raise MisconfigurationException(f"the dict from configure_optimizers() has no 'optimizer' key. {_FORMS}")
+        raise MisconfigurationException(
+            f"the dict from configure_optimizers() has no 'optimizer' key. {_FORMS}"
+        )
     extra = set(conf) - _OPT_DICT_KEYS
     if extra:
-        warnings.warn(f"Found unsupported keys in the optimizer configuration: {extra}", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"Found unsupported keys in the optimizer configuration: {extra}", RuntimeWarning, stacklevel=3
+        )
 
 
-def scheduler_configs(schedulers: Sequence[Any], monitor: str | None, automatic: bool) -> list[LRSchedulerConfig]:
+def scheduler_configs(
+    schedulers: Sequence[Any], monitor: str | None, automatic: bool
+) -> list[LRSchedulerConfig]:
     fields = {f.name for f in dataclasses.fields(LRSchedulerConfig)}
     configs: list[LRSchedulerConfig] = []
     for entry in schedulers:
@@ -119,7 +129,9 @@ def scheduler_configs(schedulers: Sequence[Any], monitor: str | None, automatic:
                 )
             frequency = entry.get("frequency", 1)
             if not isinstance(frequency, int) or frequency < 1:
-                raise MisconfigurationException(f'The "frequency" of an lr scheduler must be an int >= 1, got {frequency!r}')
+                raise MisconfigurationException(
+                    f'The "frequency" of an lr scheduler must be an int >= 1, got {frequency!r}'
+                )
             plateau = entry.get("reduce_on_plateau", _is_plateau(entry["scheduler"]))
             entry = {**entry, "reduce_on_plateau": plateau}
             if plateau and entry.get("monitor") is None:
@@ -130,9 +142,10 @@ def scheduler_configs(schedulers: Sequence[Any], monitor: str | None, automatic:
                     "For example: {'optimizer': optimizer, 'lr_scheduler': {'scheduler': scheduler, "
                     "'monitor': 'your_loss'}}"
                 )
-            if isinstance(entry["scheduler"], torch.optim.lr_scheduler.OneCycleLR) and entry.get(
-                "interval", "epoch"
-            ) == "epoch":
+            if (
+                isinstance(entry["scheduler"], torch.optim.lr_scheduler.OneCycleLR)
+                and entry.get("interval", "epoch") == "epoch"
+            ):
                 warnings.warn(
                     "A `OneCycleLR` scheduler is using 'interval': 'epoch'. Are you sure you didn't mean "
                     "'interval': 'step'?",
@@ -193,8 +206,12 @@ class LightningOptimizer:
 
     def step(self, closure: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
         if closure is not None and not callable(closure):
-            raise MisconfigurationException("When `optimizer.step(closure)` is called, the closure should be callable")
-        out = self._trainer._optimizer_step(self._optimizer, closure if closure is not None else _do_nothing, **kwargs)
+            raise MisconfigurationException(
+                "When `optimizer.step(closure)` is called, the closure should be callable"
+            )
+        out = self._trainer._optimizer_step(
+            self._optimizer, closure if closure is not None else _do_nothing, **kwargs
+        )
         self._on_after_step()
         return out
 

@@ -15,10 +15,19 @@ from ._data import convert_floats
 from ._errors import MisconfigurationException
 
 _ALIASES: dict[Any, str] = {
-    64: "64-true", "64": "64-true", "64-true": "64-true",
-    32: "32-true", "32": "32-true", "32-true": "32-true",
-    16: "16-mixed", "16": "16-mixed", "16-mixed": "16-mixed", "16-true": "16-true",
-    "bf16": "bf16-mixed", "bf16-mixed": "bf16-mixed", "bf16-true": "bf16-true",
+    64: "64-true",
+    "64": "64-true",
+    "64-true": "64-true",
+    32: "32-true",
+    "32": "32-true",
+    "32-true": "32-true",
+    16: "16-mixed",
+    "16": "16-mixed",
+    "16-mixed": "16-mixed",
+    "16-true": "16-true",
+    "bf16": "bf16-mixed",
+    "bf16-mixed": "bf16-mixed",
+    "bf16-true": "bf16-true",
 }
 _TRUE_DTYPES = {"64-true": torch.float64, "16-true": torch.float16, "bf16-true": torch.bfloat16}
 
@@ -65,8 +74,12 @@ class Precision:
         return loss
 
     def optimizer_step(
-        self, optimizer: Optimizer, closure: Callable[[], Any], after_closure: Callable[[Optimizer], None],
-        automatic: bool, **kwargs: Any,
+        self,
+        optimizer: Optimizer,
+        closure: Callable[[], Any],
+        after_closure: Callable[[Optimizer], None],
+        automatic: bool,
+        **kwargs: Any,
     ) -> Any:
         def wrapped() -> Any:
             result = closure()
@@ -141,13 +154,19 @@ class MixedPrecision(Precision):
             self.scaler.unscale_(optimizer)
 
     def optimizer_step(
-        self, optimizer: Optimizer, closure: Callable[[], Any], after_closure: Callable[[Optimizer], None],
-        automatic: bool, **kwargs: Any,
+        self,
+        optimizer: Optimizer,
+        closure: Callable[[], Any],
+        after_closure: Callable[[Optimizer], None],
+        automatic: bool,
+        **kwargs: Any,
     ) -> Any:
         if self.scaler is None:
             return super().optimizer_step(optimizer, closure, after_closure, automatic, **kwargs)
         if isinstance(optimizer, torch.optim.LBFGS):
-            raise MisconfigurationException("precision='16-mixed' cannot step LBFGS (its closure runs many times)")
+            raise MisconfigurationException(
+                "precision='16-mixed' cannot step LBFGS (its closure runs many times)"
+            )
         result = closure()
         # gradients are unscaled before hooks and clipping see them, as in PL
         self.scaler.unscale_(optimizer)

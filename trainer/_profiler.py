@@ -63,7 +63,10 @@ class SimpleProfiler(PassThroughProfiler):
         if not rows:
             return ""
         width = max(len(name) for name, _ in rows) + 2
-        lines = [f"{'Action':<{width}}| {'Mean (s)':>12} | {'Calls':>8} | {'Total (s)':>12}", "-" * (width + 42)]
+        lines = [
+            f"{'Action':<{width}}| {'Mean (s)':>12} | {'Calls':>8} | {'Total (s)':>12}",
+            "-" * (width + 42),
+        ]
         for name, values in rows:
             total = sum(values)
             lines.append(f"{name:<{width}}| {total / len(values):>12.6f} | {len(values):>8} | {total:>12.6f}")

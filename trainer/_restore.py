@@ -32,7 +32,12 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
         "global_step": trainer.global_step,
         "pytorch-lightning_version": VERSION,
         "state_dict": module.state_dict(),
-        "loops": {"fit_loop": trainer.fit_loop.state_dict(), "validate_loop": {}, "test_loop": {}, "predict_loop": {}},
+        "loops": {
+            "fit_loop": trainer.fit_loop.state_dict(),
+            "validate_loop": {},
+            "test_loop": {},
+            "predict_loop": {},
+        },
     }
     if not weights_only:
         checkpoint["callbacks"] = {}
@@ -41,7 +46,9 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
             if state:
                 checkpoint["callbacks"][callback.state_key] = state
         checkpoint["optimizer_states"] = [opt.state_dict() for opt in trainer.optimizers]
-        checkpoint["lr_schedulers"] = [config.scheduler.state_dict() for config in trainer.lr_scheduler_configs]
+        checkpoint["lr_schedulers"] = [
+            config.scheduler.state_dict() for config in trainer.lr_scheduler_configs
+        ]
         precision_state = trainer.precision_plugin.state_dict()
         if precision_state:
             checkpoint[type(trainer.precision_plugin).__qualname__] = precision_state
@@ -126,7 +133,8 @@ def restore_modules_and_callbacks(trainer: Trainer, path: str) -> dict[str, Any]
         module.load_state_dict(checkpoint["state_dict"], strict=module.strict_loading)
     except RuntimeError as exc:
         raise CheckpointError(
-            path, f"its weights do not fit {type(module).__name__} ({exc}); load it into the model class that saved it"
+            path,
+            f"its weights do not fit {type(module).__name__} ({exc}); load it into the model class that saved it",
         ) from exc
     datamodule = trainer.datamodule
     if datamodule is not None and type(datamodule).__qualname__ in checkpoint:
@@ -170,7 +178,8 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
     states = checkpoint["optimizer_states"]
     if len(states) != len(trainer.optimizers):
         raise CheckpointError(
-            path, f"has {len(states)} optimizer state(s) but configure_optimizers() returned {len(trainer.optimizers)}"
+            path,
+            f"has {len(states)} optimizer state(s) but configure_optimizers() returned {len(trainer.optimizers)}",
         )
     device = trainer.strategy.root_device
     for optimizer, state in zip(trainer.optimizers, states, strict=True):
@@ -201,8 +210,13 @@ def _read(path: str, map_location: Any, storage_options: dict[str, Any] | None) 
 
 
 def load_module_from_checkpoint(
-    cls: type, path: str, map_location: Any, hparams_file: str | None, strict: bool | None,
-    storage_options: dict[str, Any] | None, overrides: dict[str, Any],
+    cls: type,
+    path: str,
+    map_location: Any,
+    hparams_file: str | None,
+    strict: bool | None,
+    storage_options: dict[str, Any] | None,
+    overrides: dict[str, Any],
 ) -> Any:
     checkpoint = _read(path, map_location if map_location is not None else "cpu", storage_options)
     hparams = dict(checkpoint.get(cls.CHECKPOINT_HYPER_PARAMS_KEY, {}))  # type: ignore[attr-defined]
@@ -234,7 +248,9 @@ def load_module_from_checkpoint(
     return module
 
 
-def load_datamodule_from_checkpoint(cls: type, path: str, map_location: Any, overrides: dict[str, Any]) -> Any:
+def load_datamodule_from_checkpoint(
+    cls: type, path: str, map_location: Any, overrides: dict[str, Any]
+) -> Any:
     checkpoint = _read(path, map_location if map_location is not None else "cpu", None)
     hparams = dict(checkpoint.get(cls.CHECKPOINT_HYPER_PARAMS_KEY, {}))  # type: ignore[attr-defined]
     datamodule = instantiate_from_hparams(cls, hparams, overrides)

@@ -1,14 +1,16 @@
 """One Trainer call, in PL 2.x's order::
 
-    configure_callbacks, prepare_data, setup(stage), configure_model, [restore weights and callbacks],
-    move to device (+DDP), configure_optimizers, on_fit_start, log hyperparameters,
-    [restore optimizers, schedulers, loops], sanity check, fit loop / eval loop / predict loop,
-    on_fit_end, teardown(stage), loggers finalized
+configure_callbacks, prepare_data, setup(stage), configure_model, [restore weights and callbacks],
+move to device (+DDP), configure_optimizers, on_fit_start, log hyperparameters,
+[restore optimizers, schedulers, loops], sanity check, fit loop / eval loop / predict loop,
+on_fit_end, teardown(stage), loggers finalized
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from ._hooks import HookTable, is_overridden
 from ._module import LightningModule
 from ._optim import LightningOptimizer, check_scheduler_optimizers, parse_optimizers, scheduler_configs
 from ._precision import Precision
+from ._rank_zero import rank_zero_info
 from ._rng import isolate_rng
 from ._state import RunningStage, TrainerFn, TrainerStatus
 
@@ -31,26 +34,47 @@ _LEGACY_EPOCH_END = ("training_epoch_end", "validation_epoch_end", "test_epoch_e
 
 
 def handle_interrupt(trainer: Trainer, call: Callable[[], Any]) -> Any:
+    """Run ``call``; on any exception tell the callbacks (``on_exception``) and the loggers, then re-raise.
+
+    Ctrl+C is PL's graceful stop: ``trainer.interrupted`` becomes True, the same clean-up runs (with
+    further Ctrl+C ignored meanwhile), and the call ends with ``SystemExit(1)`` rather than the
+    KeyboardInterrupt, as PL 2.x does.
+    """
     try:
         return call()
     except BaseException as exc:
         trainer.state.status = TrainerStatus.INTERRUPTED
-        if isinstance(exc, KeyboardInterrupt):
-            print("\nDetected KeyboardInterrupt, attempting graceful shutdown ...")
-        module = trainer._module
-        if module is not None:
-            with contextlib.suppress(Exception):
-                trainer._call("on_exception", exc)
-            datamodule = trainer.datamodule
-            if datamodule is not None:
-                with contextlib.suppress(Exception):
-                    datamodule.on_exception(exc)
-        for logger in trainer.loggers:
-            with contextlib.suppress(Exception):
-                logger.finalize("failed")
-        trainer.strategy.teardown()
-        trainer.state.stage = None
+        keyboard = isinstance(exc, KeyboardInterrupt)
+        previous: Any = None
+        if keyboard:
+            rank_zero_info("\nDetected KeyboardInterrupt, attempting graceful shutdown ...")
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _on_exception(trainer, exc)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if keyboard:
+            raise SystemExit(1) from exc
         raise
+
+
+def _on_exception(trainer: Trainer, exc: BaseException) -> None:
+    module = trainer._module
+    if module is not None:
+        with contextlib.suppress(Exception):
+            trainer._call("on_exception", exc)
+        datamodule = trainer.datamodule
+        if datamodule is not None:
+            with contextlib.suppress(Exception):
+                datamodule.on_exception(exc)
+    for logger in trainer.loggers:
+        with contextlib.suppress(Exception):
+            logger.finalize("failed")
+    trainer._data.shutdown_workers()
+    trainer.strategy.teardown()
+    trainer.state.stage = None
 
 
 def run(trainer: Trainer, model: LightningModule, ckpt_path: str | None) -> Any:
@@ -84,6 +108,7 @@ def run(trainer: Trainer, model: LightningModule, ckpt_path: str | None) -> Any:
     if checkpoint is not None and fn == TrainerFn.FITTING:
         restore_training_state(trainer, checkpoint)
     result = _run_stage(trainer, fn)
+    trainer._data.shutdown_workers()
     trainer.strategy.teardown()
     trainer._logger_connector.teardown()
     if fn == TrainerFn.FITTING:
@@ -162,7 +187,9 @@ def _verify(trainer: Trainer, model: LightningModule, fn: TrainerFn) -> None:
                 "passed: pass `trainer.fit(model, train_dataloaders=...)` or define `train_dataloader()`."
             )
         if trainer._data.is_defined("val") and hooks.module_hook("validation_step") is None:
-            trainer._warn_once("You passed in a `val_dataloader` but have no `validation_step`. Skipping val loop.")
+            trainer._warn_once(
+                "You passed in a `val_dataloader` but have no `validation_step`. Skipping val loop."
+            )
         if not model.automatic_optimization:
             if trainer.gradient_clip_val is not None:
                 raise MisconfigurationException(

@@ -24,16 +24,22 @@ def seed_everything(seed: int | None = None, workers: bool = False, verbose: boo
                 seed = int(env_seed)
             except ValueError:
                 seed = random.randint(_MIN_SEED, _MAX_SEED)
-                warnings.warn(f"Invalid seed found: {env_seed!r}, seed set to {seed}", UserWarning, stacklevel=2)
+                warnings.warn(
+                    f"Invalid seed found: {env_seed!r}, seed set to {seed}", UserWarning, stacklevel=2
+                )
     elif not isinstance(seed, int):
         seed = int(seed)
     if not (_MIN_SEED <= seed <= _MAX_SEED):
         new_seed = random.randint(_MIN_SEED, _MAX_SEED)
-        warnings.warn(f"{seed} is not in bounds, numpy accepts from {_MIN_SEED} to {_MAX_SEED}; seed set to {new_seed}",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{seed} is not in bounds, numpy accepts from {_MIN_SEED} to {_MAX_SEED}; seed set to {new_seed}",
+            UserWarning,
+            stacklevel=2,
+        )
         seed = new_seed
     if verbose:
-        print(f"Seed set to {seed}")
+        ensure_handler()
+        log.info(f"Seed set to {seed}")
     os.environ["PL_GLOBAL_SEED"] = str(seed)
     os.environ["PL_SEED_WORKERS"] = str(int(workers))
     random.seed(seed)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
+from . import _rank_zero
 from ._deprecated import deprecate, legacy_log_items
 from ._errors import MisconfigurationException
 from ._hooks import is_monitoring
@@ -58,6 +59,7 @@ class StepsMixin:
         _start_time: float
         should_stop: bool
         _warned: set[str]
+
     # -- hook dispatch ---------------------------------------------------------------------------
     def _call(self, name: str, *args: Any) -> Any:
         """Callbacks' ``name`` then the module's, each only if overridden."""
@@ -141,7 +143,9 @@ class StepsMixin:
             )
             return None, {}
         else:
-            raise MisconfigurationException(f"{_STEP_RESULT}; it returned a {type(out).__name__}: {out!r:.100}")
+            raise MisconfigurationException(
+                f"{_STEP_RESULT}; it returned a {type(out).__name__}: {out!r:.100}"
+            )
         if not isinstance(loss, Tensor) or not loss.requires_grad or loss.numel() != 1:
             raise _bad_loss(loss)
         if k > 1:
@@ -203,7 +207,9 @@ class StepsMixin:
             return
         if hooks.module_hook("configure_gradient_clipping") is not None:
             self._call_module_hook(
-                "configure_gradient_clipping", optimizer, gradient_clip_val=self.gradient_clip_val,
+                "configure_gradient_clipping",
+                optimizer,
+                gradient_clip_val=self.gradient_clip_val,
                 gradient_clip_algorithm=self.gradient_clip_algorithm,
             )
         elif self.gradient_clip_val:
@@ -211,7 +217,13 @@ class StepsMixin:
 
     def _step_optimizer(self, optimizer: Optimizer, batch_idx: int, closure: Callable[[], Any]) -> None:
         if self._hooks.module_hook("optimizer_step") is not None:
-            self._call_module_hook("optimizer_step", self.fit_loop.epoch_completed, batch_idx, self._lightning_optimizers[0], closure)
+            self._call_module_hook(
+                "optimizer_step",
+                self.fit_loop.epoch_completed,
+                batch_idx,
+                self._lightning_optimizers[0],
+                closure,
+            )
         else:
             self._optimizer_step(optimizer, closure)
 
@@ -252,7 +264,11 @@ class StepsMixin:
             if top_level:
                 logged = set(dict(output.get("log") or {})) | set(dict(output.get("progress_bar") or {}))
                 for name, value in output.items():
-                    if name not in ("log", "progress_bar") and name not in logged and isinstance(value, Tensor):
+                    if (
+                        name not in ("log", "progress_bar")
+                        and name not in logged
+                        and isinstance(value, Tensor)
+                    ):
                         module.log(name, value, logger=False)
         finally:
             module.__dict__["_current_fx_name"] = previous
@@ -279,7 +295,7 @@ class StepsMixin:
         if message not in self._warned:
             self._warned.add(message)
             if self.strategy.is_global_zero:
-                print(message)
+                _rank_zero.log.info(message)
 
 
 def _owner_name(fn: Any) -> str:
@@ -288,7 +304,9 @@ def _owner_name(fn: Any) -> str:
 
 def _bad_loss(loss: Any) -> MisconfigurationException:
     if not isinstance(loss, Tensor):
-        return MisconfigurationException(f"{_STEP_RESULT}; its 'loss' is a {type(loss).__name__}, not a Tensor")
+        return MisconfigurationException(
+            f"{_STEP_RESULT}; its 'loss' is a {type(loss).__name__}, not a Tensor"
+        )
     if loss.numel() != 1:
         return MisconfigurationException(
             f"training_step returned a loss of shape {tuple(loss.shape)}; reduce it to one number, e.g. loss.mean()"

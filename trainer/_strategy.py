@@ -125,12 +125,16 @@ class Strategy:
             if sync_batchnorm:
                 converted = nn.SyncBatchNorm.convert_sync_batchnorm(module)
                 if converted is not module:
-                    raise MisconfigurationException("sync_batchnorm needs a module whose root is not a BatchNorm")
+                    raise MisconfigurationException(
+                        "sync_batchnorm needs a module whose root is not a BatchNorm"
+                    )
             from torch.nn.parallel import DistributedDataParallel
 
             device_ids = [self.root_device.index] if self.root_device.type == "cuda" else None
             self._ddp = DistributedDataParallel(
-                _TrainingStepModule(module), device_ids=device_ids, find_unused_parameters=self.find_unused_parameters
+                _TrainingStepModule(module),
+                device_ids=device_ids,
+                find_unused_parameters=self.find_unused_parameters,
             )
             self.model = self._ddp
 
@@ -161,7 +165,9 @@ class Strategy:
     def reduce(self, tensor: Tensor, reduce_op: str | None = "mean") -> Tensor:
         if not self._collective() or not isinstance(tensor, Tensor):
             return tensor
-        op = {"max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}.get(str(reduce_op).lower(), dist.ReduceOp.SUM)
+        op = {"max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}.get(
+            str(reduce_op).lower(), dist.ReduceOp.SUM
+        )
         out = tensor.clone()
         dist.all_reduce(out, op=op)
         if str(reduce_op).lower() in ("mean", "avg"):
@@ -211,7 +217,9 @@ def parse_devices(devices: Any, accelerator: str) -> list[int]:
         parts = [p for p in devices.split(",") if p.strip()]
         devices = int(parts[0]) if len(parts) == 1 and "," not in devices else [int(p) for p in parts]
     if isinstance(devices, bool) or not isinstance(devices, (int, list, tuple)):
-        raise MisconfigurationException(f"devices={devices!r}: pass an int, a list of indices, a string '0,1' or 'auto'")
+        raise MisconfigurationException(
+            f"devices={devices!r}: pass an int, a list of indices, a string '0,1' or 'auto'"
+        )
     ids = list(range(devices)) if isinstance(devices, int) else [int(d) for d in devices]
     if not ids:
         raise MisconfigurationException(f"devices={devices!r} selects no device; pass at least 1")

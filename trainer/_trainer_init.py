@@ -22,7 +22,9 @@ from ._logger_connector import LoggerConnector
 from ._module import LightningModule
 from ._optim import LightningOptimizer, LRSchedulerConfig
 from ._precision import make_precision, parse_precision
+from ._log import ensure_handler
 from ._profiler import make_profiler
+from ._rank_zero import PossibleUserWarning, rank_zero_info, rank_zero_warn
 from ._state import RunningStage, TrainerState
 from ._strategy import Strategy, parse_devices
 
@@ -32,6 +34,7 @@ class TrainerInit:
 
     def _apply_args(self, **a: Any) -> None:
         trainer: Any = self  # the parts below take the whole Trainer
+        ensure_handler()
         if a["plugins"]:
             raise MisconfigurationException(
                 "plugins= is not supported by lightning_kernel.trainer; remove it"
@@ -56,7 +59,7 @@ class TrainerInit:
             fast_dev_run = int(fast_dev_run)
         if not isinstance(fast_dev_run, int) or fast_dev_run < 0:
             raise MisconfigurationException(
-                f"fast_dev_run={a['fast_dev_run']!r} must be a bool or an int >= 0"
+                f"fast_dev_run={a['fast_dev_run']!r} is not a valid configuration. It should be >= 0."
             )
         self.fast_dev_run: int | bool = fast_dev_run or False
         self._max_steps = a["max_steps"]
@@ -72,8 +75,14 @@ class TrainerInit:
                     "`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch limit, set "
                     "`max_epochs=-1`."
                 )
-        check_positive_int(max_epochs, "max_epochs", -1)
-        check_positive_int(self._max_steps, "max_steps", -1)
+        if isinstance(max_epochs, int) and max_epochs < -1:
+            raise MisconfigurationException(
+                f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}."
+            )
+        if self._max_steps < -1:
+            raise MisconfigurationException(
+                f"`max_steps` must be a non-negative integer or -1 (infinite steps). You passed in {self._max_steps}."
+            )
         self.limit_train_batches = _data.parse_limit(a["limit_train_batches"], "limit_train_batches")
         self.limit_val_batches = _data.parse_limit(a["limit_val_batches"], "limit_val_batches")
         self.limit_test_batches = _data.parse_limit(a["limit_test_batches"], "limit_test_batches")
@@ -83,8 +92,17 @@ class TrainerInit:
             _data.parse_limit(a["overfit_batches"], "overfit_batches") if a["overfit_batches"] else 0
         )
         self.check_val_every_n_epoch = a["check_val_every_n_epoch"]
+        if self.check_val_every_n_epoch is not None and not isinstance(self.check_val_every_n_epoch, int):
+            raise MisconfigurationException(
+                f"`check_val_every_n_epoch` should be an integer, found {self.check_val_every_n_epoch!r}."
+            )
         if self.check_val_every_n_epoch is not None:
             check_positive_int(self.check_val_every_n_epoch, "check_val_every_n_epoch", 1)
+        if self.check_val_every_n_epoch is None and isinstance(a["val_check_interval"], float):
+            raise MisconfigurationException(
+                "`val_check_interval` should be an integer or a time-based duration (str 'DD:HH:MM:SS', "
+                "datetime.timedelta, or dict kwargs for timedelta) when `check_val_every_n_epoch=None`."
+            )
         sanity = a["num_sanity_val_steps"]
         sanity = 2 if sanity is None else sanity
         check_positive_int(sanity, "num_sanity_val_steps", -1)
@@ -165,7 +183,24 @@ class TrainerInit:
         self._train_step_fn: Any = None
         self._batch_hook_owner: dict[str, Any] = {}
         if fast_dev_run:
-            print(
+            rank_zero_info(
                 f"Running in `fast_dev_run` mode: will run the requested loop using {fast_dev_run} batch(es). "
                 "Logging and checkpointing is suppressed."
             )
+        _log_device_info(self.accelerator)
+
+
+def _log_device_info(accelerator: str) -> None:
+    """PL's two lines about GPUs and TPUs, and its warning when a GPU sits unused."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = not cuda and torch.backends.mps.is_available()
+    kind = " (cuda)" if cuda else " (mps)" if mps else ""
+    rank_zero_info(f"GPU available: {cuda or mps}{kind}, used: {accelerator in ('cuda', 'mps')}")
+    rank_zero_info("TPU available: False, using: 0 TPU cores")
+    if (cuda and accelerator != "cuda") or (mps and accelerator != "mps"):
+        rank_zero_warn(
+            "GPU available but not used. You can set it by doing `Trainer(accelerator='gpu')`.",
+            category=PossibleUserWarning,
+        )

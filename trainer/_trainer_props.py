@@ -100,23 +100,23 @@ class TrainerProperties:
 
     @property
     def train_dataloader(self) -> Any:
-        return self.fit_loop.train_dataloader
+        """The training loader(s) of ``fit``, in the shape given (a list of loaders stays a list)."""
+        if self.fit_loop.train_dataloader is None:
+            return None
+        return self._data.sources.get("train", self.fit_loop.train_dataloader)
 
     @property
     def val_dataloaders(self) -> Any:
         loop = self.validate_loop if self.state.fn == TrainerFn.VALIDATING else self.fit_loop.val_loop
-        loaders = loop.loaders if loop is not None else []
-        return (loaders[0] if len(loaders) == 1 else loaders) if loaders else None
+        return self._data.sources.get("val") if loop is not None and loop.loaders else None
 
     @property
     def test_dataloaders(self) -> Any:
-        loaders = self.test_loop.loaders
-        return (loaders[0] if len(loaders) == 1 else loaders) if loaders else None
+        return self._data.sources.get("test") if self.test_loop.loaders else None
 
     @property
     def predict_dataloaders(self) -> Any:
-        loaders = self.predict_loop.loaders
-        return (loaders[0] if len(loaders) == 1 else loaders) if loaders else None
+        return self._data.sources.get("predict") if self.predict_loop.loaders else None
 
     @property
     def enable_validation(self) -> bool:

@@ -85,7 +85,9 @@ class BoringModel(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
 
     def _loader(self, seed: int) -> DataLoader[Tensor]:
-        return DataLoader(RandomDataset(32, self.batches * self.batch_size, seed=seed), batch_size=self.batch_size)
+        return DataLoader(
+            RandomDataset(32, self.batches * self.batch_size, seed=seed), batch_size=self.batch_size
+        )
 
     def train_dataloader(self) -> Any:
         return self._loader(1)
@@ -109,7 +111,9 @@ class BoringDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
 
     def _loader(self, seed: int) -> DataLoader[Tensor]:
-        return DataLoader(RandomDataset(32, self.batches * self.batch_size, seed=seed), batch_size=self.batch_size)
+        return DataLoader(
+            RandomDataset(32, self.batches * self.batch_size, seed=seed), batch_size=self.batch_size
+        )
 
     def train_dataloader(self) -> Any:
         return self._loader(11)
@@ -130,7 +134,9 @@ class MLP(pl.LightningModule):
     def __init__(self, lr: float = 0.05, log_every_step: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+        self.net = nn.Sequential(
+            nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

@@ -61,12 +61,18 @@ def test_too_small_fraction_says_the_minimum(tmp_path: Path) -> None:
         quiet_trainer(tmp_path, limit_train_batches=0.05).fit(Counting())
 
 
-@pytest.mark.parametrize(("kwargs", "runs"), [
-    ({"val_check_interval": 0.5}, [(0, 10), (0, 10), (1, 10), (1, 10)]),
-    ({"val_check_interval": 3}, [(0, 10), (0, 10), (0, 10), (1, 10), (1, 10), (1, 10)]),
-    ({"check_val_every_n_epoch": 2, "max_epochs": 4}, [(1, 10), (3, 10)]),
-    ({"val_check_interval": 4, "check_val_every_n_epoch": None}, [(0, 10), (0, 10), (1, 10), (1, 10), (1, 10)]),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "runs"),
+    [
+        ({"val_check_interval": 0.5}, [(0, 10), (0, 10), (1, 10), (1, 10)]),
+        ({"val_check_interval": 3}, [(0, 10), (0, 10), (0, 10), (1, 10), (1, 10), (1, 10)]),
+        ({"check_val_every_n_epoch": 2, "max_epochs": 4}, [(1, 10), (3, 10)]),
+        (
+            {"val_check_interval": 4, "check_val_every_n_epoch": None},
+            [(0, 10), (0, 10), (1, 10), (1, 10), (1, 10)],
+        ),
+    ],
+)
 def test_validation_cadence(tmp_path: Path, kwargs: dict[str, Any], runs: list[tuple[int, int]]) -> None:
     kwargs.setdefault("max_epochs", 2)
     model = Counting()
@@ -79,7 +85,7 @@ def test_val_check_interval_beyond_the_epoch(tmp_path: Path) -> None:
         quiet_trainer(tmp_path, val_check_interval=50).fit(Counting())
 
 
-def test_fast_dev_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fast_dev_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     model = Counting()
     trainer = quiet_trainer(tmp_path, fast_dev_run=2, max_epochs=5, logger=True)
     trainer.fit(model)
@@ -87,7 +93,7 @@ def test_fast_dev_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert model.val_runs == [(0, 2)]
     assert trainer.global_step == 2 and trainer.num_sanity_val_steps == 0
     assert [type(lg).__name__ for lg in trainer.loggers] == ["DummyLogger"]
-    assert "fast_dev_run" in capsys.readouterr().out
+    assert "Running in `fast_dev_run` mode: will run the requested loop using 2 batch(es)" in caplog.text
 
 
 def test_overfit_batches_turns_off_shuffling(tmp_path: Path) -> None:
@@ -146,8 +152,13 @@ def test_max_time_stops_training(tmp_path: Path) -> None:
 
 def test_max_epochs_default_warns_and_is_1000(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="Setting it to 1000 epochs"):
-        trainer = pl.Trainer(default_root_dir=str(tmp_path), logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False)
+        trainer = pl.Trainer(
+            default_root_dir=str(tmp_path),
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
     assert trainer.max_epochs == 1000
 
 
@@ -169,7 +180,9 @@ def test_reload_dataloaders_every_n_epochs(tmp_path: Path) -> None:
             loads.append(self.current_epoch)
             return super().train_dataloader()
 
-    quiet_trainer(tmp_path, max_epochs=4, reload_dataloaders_every_n_epochs=2, limit_val_batches=0).fit(Reloads())
+    quiet_trainer(tmp_path, max_epochs=4, reload_dataloaders_every_n_epochs=2, limit_val_batches=0).fit(
+        Reloads()
+    )
     assert loads == [0, 2]
 
 
@@ -215,18 +228,31 @@ def test_deterministic_sets_torch_flags(tmp_path: Path) -> None:
         torch.use_deterministic_algorithms(False)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_epochs": -2}, "`max_epochs` must be an int >= -1"),
-    ({"accumulate_grad_batches": 0}, "`accumulate_grad_batches` must be an int >= 1"),
-    ({"limit_train_batches": 1.5}, "a float above 1.0"),
-    ({"limit_val_batches": -1}, "must be an int >= 0 or a float"),
-    ({"precision": "8-bit"}, "precision='8-bit' is not supported"),
-    ({"strategy": "deepspeed"}, "strategy='deepspeed' is not supported"),
-    ({"accelerator": "gpu"}, "no CUDA GPU is available"),
-    ({"devices": 0}, "selects no device"),
-    ({"check_val_every_n_epoch": 0}, "`check_val_every_n_epoch` must be an int >= 1"),
-    ({"plugins": ["x"]}, "plugins= is not supported"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_epochs": -2}, "`max_epochs` must be a non-negative integer or -1. You passed in -2."),
+        ({"max_steps": -3}, "`max_steps` must be a non-negative integer or -1 \\(infinite steps\\)"),
+        ({"accumulate_grad_batches": 0}, "`accumulate_grad_batches` must be an int >= 1"),
+        (
+            {"limit_train_batches": 1.5},
+            "invalid value 1.5 for limit_train_batches, it has to be in \\[0.0, 1.0\\] or an int",
+        ),
+        ({"limit_val_batches": -1}, "invalid value -1 for limit_val_batches"),
+        ({"val_check_interval": 1.5}, "invalid value 1.5 for val_check_interval"),
+        (
+            {"val_check_interval": 0.5, "check_val_every_n_epoch": None},
+            "should be an integer or a time-based duration",
+        ),
+        ({"check_val_every_n_epoch": 1.0}, "`check_val_every_n_epoch` should be an integer, found 1.0"),
+        ({"precision": "8-bit"}, "precision='8-bit' is not supported"),
+        ({"strategy": "deepspeed"}, "strategy='deepspeed' is not supported"),
+        ({"accelerator": "gpu"}, "no CUDA GPU is available"),
+        ({"devices": 0}, "selects no device"),
+        ({"check_val_every_n_epoch": 0}, "`check_val_every_n_epoch` must be an int >= 1"),
+        ({"plugins": ["x"]}, "plugins= is not supported"),
+    ],
+)
 def test_bad_arguments_say_what_is_wrong(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
     if kwargs.get("accelerator") == "gpu" and torch.cuda.is_available():
         pytest.skip("a GPU is present")

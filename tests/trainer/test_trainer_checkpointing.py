@@ -80,7 +80,9 @@ def test_resume_ends_with_the_same_weights(tmp_path: Path, hook: str, epoch: int
     ckpt = tmp_path / "mid.ckpt"
     torch.manual_seed(7)
     model = Noisy()
-    trainer = quiet_trainer(tmp_path, max_epochs=4, callbacks=[SaveAt(ckpt, hook, epoch, step)], limit_val_batches=2)
+    trainer = quiet_trainer(
+        tmp_path, max_epochs=4, callbacks=[SaveAt(ckpt, hook, epoch, step)], limit_val_batches=2
+    )
     trainer.fit(model)
     assert ckpt.exists()
     torch.manual_seed(99)  # a different generator state: the checkpoint must bring back its own
@@ -88,8 +90,15 @@ def test_resume_ends_with_the_same_weights(tmp_path: Path, hook: str, epoch: int
     trainer2 = quiet_trainer(tmp_path, max_epochs=4, limit_val_batches=2)
     trainer2.fit(resumed, ckpt_path=str(ckpt))
     _assert_same(_weights(model), _weights(resumed))
-    assert (trainer2.current_epoch, trainer2.global_step) == (trainer.current_epoch, trainer.global_step) == (4, 16)
-    assert trainer2.lr_scheduler_configs[0].scheduler.get_last_lr() == trainer.lr_scheduler_configs[0].scheduler.get_last_lr()
+    assert (
+        (trainer2.current_epoch, trainer2.global_step)
+        == (trainer.current_epoch, trainer.global_step)
+        == (4, 16)
+    )
+    assert (
+        trainer2.lr_scheduler_configs[0].scheduler.get_last_lr()
+        == trainer.lr_scheduler_configs[0].scheduler.get_last_lr()
+    )
 
 
 def test_fit_twice_as_long_from_a_finished_run(tmp_path: Path) -> None:
@@ -112,8 +121,18 @@ def test_checkpoint_layout(tmp_path: Path) -> None:
     trainer.fit(model)
     trainer.save_checkpoint(tmp_path / "a.ckpt")
     checkpoint = load_checkpoint(str(tmp_path / "a.ckpt"))
-    for key in ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks",
-                "optimizer_states", "lr_schedulers", "hyper_parameters", "hparams_name"):
+    for key in (
+        "epoch",
+        "global_step",
+        "pytorch-lightning_version",
+        "state_dict",
+        "loops",
+        "callbacks",
+        "optimizer_states",
+        "lr_schedulers",
+        "hyper_parameters",
+        "hparams_name",
+    ):
         assert key in checkpoint, key
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 4)
     assert checkpoint["hyper_parameters"] == {"batches": 4}
@@ -178,7 +197,9 @@ def test_corrupt_truncated_and_foreign_checkpoints_are_named(tmp_path: Path) -> 
             quiet_trainer(tmp_path, max_epochs=2).fit(BoringModel(), ckpt_path=str(path))
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"model": model.state_dict()}, foreign)
-    with pytest.raises(CheckpointError, match=r"has no \['state_dict'\] key.*not written by Trainer.save_checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"has no \['state_dict'\] key.*not written by Trainer.save_checkpoint"
+    ):
         quiet_trainer(tmp_path, max_epochs=2).fit(BoringModel(), ckpt_path=str(foreign))
     with pytest.raises(CheckpointError, match="not a checkpoint dict"):
         torch.save([1, 2], foreign)

@@ -66,10 +66,15 @@ def test_datamodule_from_datasets_and_fit_shorthand(tmp_path: Path) -> None:
 
 def test_explicit_dataloaders_win(tmp_path: Path) -> None:
     trainer = quiet_trainer(tmp_path, num_sanity_val_steps=0)
-    trainer.fit(BoringModel(batches=10), DataLoader(RandomDataset(32, 6), batch_size=2),
-                DataLoader(RandomDataset(32, 2), batch_size=2))
+    trainer.fit(
+        BoringModel(batches=10),
+        DataLoader(RandomDataset(32, 6), batch_size=2),
+        DataLoader(RandomDataset(32, 2), batch_size=2),
+    )
     assert trainer.num_training_batches == 3 and trainer.num_val_batches == [1]
-    with pytest.raises(MisconfigurationException, match="cannot pass `train_dataloader` or `val_dataloaders`"):
+    with pytest.raises(
+        MisconfigurationException, match="cannot pass `train_dataloader` or `val_dataloaders`"
+    ):
         trainer.fit(BoringModel(), DataLoader(RandomDataset(32, 6)), datamodule=BoringDataModule())
 
 
@@ -85,9 +90,13 @@ def test_missing_train_data_says_where_to_put_it(tmp_path: Path) -> None:
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    with pytest.raises(MisconfigurationException, match=r"No `train_dataloader\(\)` method defined.*train_dataloaders"):
+    with pytest.raises(
+        MisconfigurationException, match=r"No `train_dataloader\(\)` method defined.*train_dataloaders"
+    ):
         quiet_trainer(tmp_path).fit(NoData())
-    with pytest.raises(MisconfigurationException, match=r"No `test_step\(\)` method defined to run `Trainer.test`"):
+    with pytest.raises(
+        MisconfigurationException, match=r"No `test_step\(\)` method defined to run `Trainer.test`"
+    ):
         quiet_trainer(tmp_path).test(NoData(), DataLoader(RandomDataset(32, 2)))
     with pytest.raises(MisconfigurationException, match="which cannot be iterated"):
         quiet_trainer(tmp_path).fit(NoData(), train_dataloaders=42)
@@ -121,7 +130,10 @@ def test_several_train_loaders_cycle_the_shorter(tmp_path: Path) -> None:
 
     class Two(BoringModel):
         def train_dataloader(self) -> Any:
-            return {"a": DataLoader(RandomDataset(32, 8), batch_size=2), "b": DataLoader(RandomDataset(32, 4), batch_size=4)}
+            return {
+                "a": DataLoader(RandomDataset(32, 8), batch_size=2),
+                "b": DataLoader(RandomDataset(32, 4), batch_size=4),
+            }
 
         def training_step(self, batch: Any, batch_idx: int) -> Any:
             shapes.append((batch["a"].shape[0], batch["b"].shape[0]))
@@ -137,7 +149,9 @@ def test_predict_returns_cpu_predictions_per_dataloader(tmp_path: Path) -> None:
     trainer = quiet_trainer(tmp_path)
     predictions = trainer.predict(model)
     assert len(predictions) == 3 and predictions[0].shape == (2, 2)
-    two = trainer.predict(model, [DataLoader(RandomDataset(32, 4), batch_size=2), DataLoader(RandomDataset(32, 2))])
+    two = trainer.predict(
+        model, [DataLoader(RandomDataset(32, 4), batch_size=2), DataLoader(RandomDataset(32, 2))]
+    )
     assert [len(p) for p in two] == [2, 2]
     assert trainer.predict(model, return_predictions=False) is None
 

@@ -37,7 +37,9 @@ def _free_port() -> int:
 
 
 def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT")
+    }
     env["MASTER_ADDR"] = "127.0.0.1"
     return env
 
@@ -51,10 +53,17 @@ def _check(out: Path, expected: torch.Tensor) -> None:
     torch.testing.assert_close(result["weight"], expected)
 
 
-def test_ddp_launches_the_script_once_per_device(tmp_path: Path, single_process_weights: torch.Tensor) -> None:
+def test_ddp_launches_the_script_once_per_device(
+    tmp_path: Path, single_process_weights: torch.Tensor
+) -> None:
     out = tmp_path / "out.pt"
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "fit_two_ranks.py"), str(out), "ddp"],
-                          env=_clean_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "fit_two_ranks.py"), str(out), "ddp"],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check(out, single_process_weights)
 
@@ -62,16 +71,24 @@ def test_ddp_launches_the_script_once_per_device(tmp_path: Path, single_process_
 def test_under_torchrun(tmp_path: Path, single_process_weights: torch.Tensor) -> None:
     out = tmp_path / "out.pt"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-        "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(SCRIPTS / "fit_two_ranks.py"), str(out),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        str(SCRIPTS / "fit_two_ranks.py"),
+        str(out),
     ]
     proc = subprocess.run(command, env=_clean_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check(out, single_process_weights)
 
 
-def test_ddp_spawn_brings_results_back(tmp_path: Path, single_process_weights: torch.Tensor,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ddp_spawn_brings_results_back(
+    tmp_path: Path, single_process_weights: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT"):
         monkeypatch.delenv(key, raising=False)
     model = Model()

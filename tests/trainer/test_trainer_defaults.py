@@ -26,10 +26,14 @@ def test_defaults_match_pl(tmp_path: Path) -> None:
 
 
 def test_switching_defaults_off_conflicts_with_explicit_callbacks(tmp_path: Path) -> None:
-    with pytest.raises(MisconfigurationException, match="enable_checkpointing=False` but found `ModelCheckpoint`"):
+    with pytest.raises(
+        MisconfigurationException, match="enable_checkpointing=False` but found `ModelCheckpoint`"
+    ):
         quiet_trainer(tmp_path, callbacks=[ModelCheckpoint()])
     bar = pl.callbacks.TQDMProgressBar()
-    with pytest.raises(MisconfigurationException, match="enable_progress_bar=False` but found `TQDMProgressBar`"):
+    with pytest.raises(
+        MisconfigurationException, match="enable_progress_bar=False` but found `TQDMProgressBar`"
+    ):
         quiet_trainer(tmp_path, callbacks=[bar])
     barebones = pl.Trainer(default_root_dir=str(tmp_path), barebones=True, max_epochs=1)
     assert barebones.callbacks == [] and barebones.loggers == []
@@ -63,7 +67,9 @@ def test_evaluation_runs_without_gradients(tmp_path: Path, inference_mode: bool)
             assert torch.is_grad_enabled() and self.device == torch.device("cpu")
             return super().training_step(batch, batch_idx)
 
-    quiet_trainer(tmp_path, inference_mode=inference_mode, limit_val_batches=1, num_sanity_val_steps=0).fit(Model())
+    quiet_trainer(tmp_path, inference_mode=inference_mode, limit_val_batches=1, num_sanity_val_steps=0).fit(
+        Model()
+    )
     assert seen == [(inference_mode, False)]
 
 

@@ -21,13 +21,19 @@ def _returning(value: Any) -> BoringModel:
     return Model()
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("a string", "must return a Tensor \\(the loss\\), a dict with a 'loss' key, or None.*returned a str"),
-    (lambda self, batch: {"logits": self(batch)}, "the 'loss' key needs to be present.*\\['logits'\\]"),
-    (lambda self, batch: self.step(batch).detach(), "does not require grad.*without .detach\\(\\)"),
-    (lambda self, batch: self(batch), "loss of shape \\(2, 2\\); reduce it to one number"),
-    (lambda self, batch: {"loss": 3.0}, "its 'loss' is a float, not a Tensor"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "a string",
+            "must return a Tensor \\(the loss\\), a dict with a 'loss' key, or None.*returned a str",
+        ),
+        (lambda self, batch: {"logits": self(batch)}, "the 'loss' key needs to be present.*\\['logits'\\]"),
+        (lambda self, batch: self.step(batch).detach(), "does not require grad.*without .detach\\(\\)"),
+        (lambda self, batch: self(batch), "loss of shape \\(2, 2\\); reduce it to one number"),
+        (lambda self, batch: {"loss": 3.0}, "its 'loss' is a float, not a Tensor"),
+    ],
+)
 def test_unusable_training_step_results(tmp_path: Path, value: Any, message: str) -> None:
     with pytest.raises(MisconfigurationException, match=message):
         quiet_trainer(tmp_path).fit(_returning(value))

@@ -65,7 +65,11 @@ def test_step_and_epoch_fork_the_keys(tmp_path: Path) -> None:
     logger = RecordingLogger()
     trainer = quiet_trainer(tmp_path, limit_val_batches=0, logger=logger, log_every_n_steps=1)
     trainer.fit(Scripted(on_step=True, on_epoch=True, prog_bar=True))
-    assert {k: float(v) for k, v in trainer.callback_metrics.items()} == {"v": 2.5, "v_step": 4.0, "v_epoch": 2.5}
+    assert {k: float(v) for k, v in trainer.callback_metrics.items()} == {
+        "v": 2.5,
+        "v_step": 4.0,
+        "v_epoch": 2.5,
+    }
     assert set(trainer.logged_metrics) == {"v_step", "v_epoch"}
     assert trainer.progress_bar_metrics == {"v_step": 4.0, "v_epoch": 2.5}
     steps = [(step, m) for step, m in logger.metrics]
@@ -73,7 +77,9 @@ def test_step_and_epoch_fork_the_keys(tmp_path: Path) -> None:
     assert steps[4] == (3, {"v_epoch": 2.5, "epoch": 0})  # epoch metrics at the last batch's step
 
 
-@pytest.mark.parametrize(("reduce_fx", "expected"), [("sum", 10.0), ("max", 4.0), ("min", 1.0), (torch.mean, 2.5)])
+@pytest.mark.parametrize(
+    ("reduce_fx", "expected"), [("sum", 10.0), ("max", 4.0), ("min", 1.0), (torch.mean, 2.5)]
+)
 def test_epoch_reductions(tmp_path: Path, reduce_fx: Any, expected: float) -> None:
     trainer = quiet_trainer(tmp_path, limit_val_batches=0)
     trainer.fit(Scripted(on_step=False, on_epoch=True, reduce_fx=reduce_fx))
@@ -157,7 +163,9 @@ def test_multiple_val_dataloaders_get_suffixed_keys(tmp_path: Path) -> None:
 
 def test_callbacks_and_epoch_hooks_can_log(tmp_path: Path) -> None:
     class Logs(pl.Callback):
-        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        def on_train_batch_end(
+            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+        ) -> None:
             pl_module.log("from_callback", float(batch_idx), on_step=False, on_epoch=True, reduce_fx="max")
 
     class Model(BoringModel):
@@ -211,7 +219,9 @@ def test_sanity_check_metrics_are_discarded(tmp_path: Path) -> None:
         ("training_step", {"value": "x"}, "must be a number or a one-element tensor"),
     ],
 )
-def test_bad_log_calls_say_what_to_change(tmp_path: Path, hook: str, kwargs: dict[str, Any], message: str) -> None:
+def test_bad_log_calls_say_what_to_change(
+    tmp_path: Path, hook: str, kwargs: dict[str, Any], message: str
+) -> None:
     value = kwargs.pop("value", 1.0)
 
     class Model(BoringModel):

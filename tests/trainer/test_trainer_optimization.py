@@ -36,7 +36,9 @@ def _step(m: nn.Module, opt: torch.optim.Optimizer) -> Any:
         lambda m: [_sgd(m)],
         lambda m: (lambda o: ([o], [_step(m, o)]))(_sgd(m)),
         lambda m: (lambda o: {"optimizer": o, "lr_scheduler": _step(m, o)})(_sgd(m)),
-        lambda m: (lambda o: {"optimizer": o, "lr_scheduler": {"scheduler": _step(m, o), "interval": "epoch"}})(_sgd(m)),
+        lambda m: (
+            lambda o: {"optimizer": o, "lr_scheduler": {"scheduler": _step(m, o), "interval": "epoch"}}
+        )(_sgd(m)),
         lambda m: (lambda o: [{"optimizer": o, "lr_scheduler": _step(m, o)}])(_sgd(m)),
     ],
     ids=["optimizer", "list", "two-lists", "dict", "dict-with-config", "list-of-dicts"],
@@ -68,10 +70,18 @@ def test_none_trains_without_an_optimizer(tmp_path: Path) -> None:
         (lambda m: "adam", "configure_optimizers\\(\\) must return one of"),
         (lambda m: [_sgd(m), _sgd(m)], "multiple optimizers is only supported with manual optimization"),
         (lambda m: {"lr_scheduler": None}, "no 'optimizer' key"),
-        (lambda m: (lambda o: {"optimizer": o, "lr_scheduler": {"scheduler": _step(m, o), "interval": "batch"}})(
-            _sgd(m)), 'must be "step" or "epoch"'),
-        (lambda m: (lambda o: {"optimizer": o, "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(o)})(
-            _sgd(m)), "must include a monitor"),
+        (
+            lambda m: (
+                lambda o: {"optimizer": o, "lr_scheduler": {"scheduler": _step(m, o), "interval": "batch"}}
+            )(_sgd(m)),
+            'must be "step" or "epoch"',
+        ),
+        (
+            lambda m: (
+                lambda o: {"optimizer": o, "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(o)}
+            )(_sgd(m)),
+            "must include a monitor",
+        ),
         (lambda m: ([_sgd(m)], [_step(m, _sgd(m))]), "attached with an optimizer that wasn't returned"),
     ],
 )
@@ -88,13 +98,24 @@ def test_missing_configure_optimizers_says_what_to_write(tmp_path: Path) -> None
         quiet_trainer(tmp_path).fit(NoOptim())
 
 
-@pytest.mark.parametrize(("interval", "frequency", "epochs", "steps"), [
-    ("step", 1, 2, 8), ("step", 3, 2, 2), ("epoch", 2, 3, 1), ("epoch", 1, 3, 3),
-])
-def test_scheduler_interval_and_frequency(tmp_path: Path, interval: str, frequency: int, epochs: int, steps: int) -> None:
+@pytest.mark.parametrize(
+    ("interval", "frequency", "epochs", "steps"),
+    [
+        ("step", 1, 2, 8),
+        ("step", 3, 2, 2),
+        ("epoch", 2, 3, 1),
+        ("epoch", 1, 3, 3),
+    ],
+)
+def test_scheduler_interval_and_frequency(
+    tmp_path: Path, interval: str, frequency: int, epochs: int, steps: int
+) -> None:
     def conf(m: nn.Module) -> Any:
         o = _sgd(m)
-        return {"optimizer": o, "lr_scheduler": {"scheduler": _step(m, o), "interval": interval, "frequency": frequency}}
+        return {
+            "optimizer": o,
+            "lr_scheduler": {"scheduler": _step(m, o), "interval": interval, "frequency": frequency},
+        }
 
     trainer = quiet_trainer(tmp_path, max_epochs=epochs, limit_val_batches=0)
     trainer.fit(_model(conf))
@@ -123,7 +144,9 @@ def test_plateau_on_a_metric_never_logged(tmp_path: Path) -> None:
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(o)
         return {"optimizer": o, "lr_scheduler": {"scheduler": plateau, "monitor": "nope", "strict": strict}}
 
-    with pytest.raises(MisconfigurationException, match=r"conditioned on metric nope which is not available.*val_loss"):
+    with pytest.raises(
+        MisconfigurationException, match=r"conditioned on metric nope which is not available.*val_loss"
+    ):
         quiet_trainer(tmp_path, num_sanity_val_steps=0).fit(_model(conf))
     with pytest.warns(UserWarning, match="strict is set to `False`"):
         quiet_trainer(tmp_path, num_sanity_val_steps=0).fit(_model(lambda m: conf(m, strict=False)))
@@ -162,7 +185,9 @@ class _Recorder(torch.optim.SGD):
 
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
         loss = closure() if closure is not None else None
-        grads = [p.grad.detach().flatten() for g in self.param_groups for p in g["params"] if p.grad is not None]
+        grads = [
+            p.grad.detach().flatten() for g in self.param_groups for p in g["params"] if p.grad is not None
+        ]
         self.seen.append(torch.cat(grads))
         super().step()
         return loss
@@ -177,9 +202,9 @@ def test_gradient_clipping(tmp_path: Path, algorithm: str) -> None:
         opt.seen = recorder_seen
         return opt
 
-    quiet_trainer(tmp_path, gradient_clip_val=1e-3, gradient_clip_algorithm=algorithm, limit_val_batches=0).fit(
-        _model(conf)
-    )
+    quiet_trainer(
+        tmp_path, gradient_clip_val=1e-3, gradient_clip_algorithm=algorithm, limit_val_batches=0
+    ).fit(_model(conf))
     assert len(recorder_seen) == 4
     for grads in recorder_seen:
         if algorithm == "value":
@@ -255,7 +280,9 @@ def test_overridden_optimizer_step_gets_a_lightning_optimizer_and_closure(tmp_pa
     calls: list[tuple[int, str]] = []
 
     class Custom(BoringModel):
-        def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        def optimizer_step(
+            self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+        ) -> None:
             calls.append((batch_idx, type(optimizer).__name__))
             assert isinstance(optimizer, torch.optim.SGD)
             optimizer.step(closure=optimizer_closure)

@@ -47,7 +47,10 @@ def test_precision_aliases_and_refusals(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="'bf16-mixed' instead"):
         assert quiet_trainer(tmp_path, precision="bf16").precision == "bf16-mixed"
     assert quiet_trainer(tmp_path, precision=32).precision == "32-true"
-    with pytest.raises(MisconfigurationException, match=r"needs a GPU.*bf16-mixed"), pytest.warns(UserWarning):
+    with (
+        pytest.raises(MisconfigurationException, match=r"needs a GPU.*bf16-mixed"),
+        pytest.warns(UserWarning),
+    ):
         quiet_trainer(tmp_path, precision=16)
 
 
@@ -56,19 +59,25 @@ def test_trainer_gpus_is_deprecated(tmp_path: Path) -> None:
         trainer = quiet_trainer(tmp_path, gpus=0)
     assert trainer.accelerator == "cpu"
     if not torch.cuda.is_available():
-        with pytest.warns(DeprecationWarning, match="Trainer\\(gpus=1\\)"), pytest.raises(
-            MisconfigurationException, match="no CUDA GPU"
+        with (
+            pytest.warns(DeprecationWarning, match="Trainer\\(gpus=1\\)"),
+            pytest.raises(MisconfigurationException, match="no CUDA GPU"),
         ):
             quiet_trainer(tmp_path, gpus=1)
 
 
-@pytest.mark.parametrize(("kwargs", "attr", "value"), [
-    ({"num_processes": 1}, "accelerator", "cpu"),
-    ({"checkpoint_callback": False}, "enable_checkpointing", False),
-    ({"progress_bar_refresh_rate": 0}, "enable_progress_bar", False),
-    ({"weights_summary": None}, "enable_model_summary", False),
-])
-def test_older_trainer_arguments_map_to_new_ones(tmp_path: Path, kwargs: dict[str, Any], attr: str, value: Any) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "attr", "value"),
+    [
+        ({"num_processes": 1}, "accelerator", "cpu"),
+        ({"checkpoint_callback": False}, "enable_checkpointing", False),
+        ({"progress_bar_refresh_rate": 0}, "enable_progress_bar", False),
+        ({"weights_summary": None}, "enable_model_summary", False),
+    ],
+)
+def test_older_trainer_arguments_map_to_new_ones(
+    tmp_path: Path, kwargs: dict[str, Any], attr: str, value: Any
+) -> None:
     with pytest.warns(DeprecationWarning, match="deprecated"):
         trainer = quiet_trainer(tmp_path, **kwargs)
     assert getattr(trainer, attr) == value
@@ -90,7 +99,11 @@ class SeedStyle(BoringModel):
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         loss = self.step(batch)
-        return {"loss": loss, "log": {"train_loss": loss}, "progress_bar": {"train_loss": loss, "bar_only": loss}}
+        return {
+            "loss": loss,
+            "log": {"train_loss": loss},
+            "progress_bar": {"train_loss": loss, "bar_only": loss},
+        }
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
         return {"val_loss": self.step(batch)}
@@ -115,8 +128,9 @@ def test_seed_style_logging_dicts_still_work_with_a_warning(tmp_path: Path) -> N
 def test_seed_style_test_dataloaders_keyword(tmp_path: Path) -> None:
     trainer = quiet_trainer(tmp_path)
     with pytest.warns(DeprecationWarning, match="test_dataloaders"):
-        result = trainer.test(BoringModel(), test_dataloaders=DataLoader(RandomDataset(32, 4), batch_size=2),
-                              verbose=False)
+        result = trainer.test(
+            BoringModel(), test_dataloaders=DataLoader(RandomDataset(32, 4), batch_size=2), verbose=False
+        )
     assert set(result[0]) == {"test_loss"}
 
 

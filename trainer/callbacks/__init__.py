@@ -1,7 +1,7 @@
 """Callbacks: hooks into the Trainer's loops (checkpointing, early stopping, progress, summaries)."""
 
 from ._base import Callback
-from ._early_stopping import EarlyStopping
+from ._early_stopping import EarlyStopping, EarlyStoppingReason
 from ._lr_monitor import LearningRateMonitor
 from ._model_checkpoint import Checkpoint, ModelCheckpoint
 from ._model_summary import ModelSummary
@@ -13,6 +13,7 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "EarlyStopping",
+    "EarlyStoppingReason",
     "LearningRateMonitor",
     "ModelCheckpoint",
     "ModelSummary",

@@ -7,6 +7,8 @@ Every rank must stop together: the decision is reduced across ranks (any rank st
 
 from __future__ import annotations
 
+import enum
+import logging
 from typing import Any
 
 import torch
@@ -17,6 +19,19 @@ from ._ranks import any_rank
 
 Trainer = Any
 LightningModule = Any
+
+
+log = logging.getLogger("lightning_kernel.trainer.callbacks.early_stopping")
+
+
+class EarlyStoppingReason(enum.Enum):
+    """Why ``EarlyStopping`` stopped the run (``EarlyStopping.stopping_reason``); PL's values."""
+
+    NOT_STOPPED = 0
+    STOPPING_THRESHOLD = 1
+    DIVERGENCE_THRESHOLD = 2
+    PATIENCE_EXHAUSTED = 3
+    NON_FINITE_METRIC = 4
 
 
 class EarlyStoppingError(MisconfigurationException, RuntimeError):
@@ -61,7 +76,7 @@ class EarlyStopping(Callback):
     ) -> None:
         super().__init__()
         if mode not in self.mode_dict:
-            raise MisconfigurationException(f"EarlyStopping(mode={mode!r}) is not valid: use 'min' or 'max'.")
+            raise MisconfigurationException(f"`mode` can be {', '.join(self.mode_dict)}, got {mode}")
         if patience < 0:
             raise MisconfigurationException(f"EarlyStopping(patience={patience}) must be >= 0.")
         self.monitor = monitor
@@ -76,6 +91,7 @@ class EarlyStopping(Callback):
         self._check_on_train_epoch_end = check_on_train_epoch_end
         self.wait_count = 0
         self.stopped_epoch = 0
+        self.stopping_reason = EarlyStoppingReason.NOT_STOPPED
         self.stopping_reason_message: str | None = None
         # stored with the sign that makes "current - min_delta better than best" mean an improvement
         self.min_delta = min_delta * (1 if self.monitor_op is torch.gt else -1)
@@ -101,6 +117,8 @@ class EarlyStopping(Callback):
             "stopped_epoch": self.stopped_epoch,
             "best_score": self.best_score,
             "patience": self.patience,
+            "stopping_reason": self.stopping_reason.value,
+            "stopping_reason_message": self.stopping_reason_message,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -108,6 +126,10 @@ class EarlyStopping(Callback):
         self.stopped_epoch = state_dict["stopped_epoch"]
         self.best_score = state_dict["best_score"]
         self.patience = state_dict["patience"]
+        self.stopping_reason = EarlyStoppingReason(
+            state_dict.get("stopping_reason", EarlyStoppingReason.NOT_STOPPED.value)
+        )
+        self.stopping_reason_message = state_dict.get("stopping_reason_message")
 
     def _should_skip_check(self, trainer: Trainer) -> bool:
         return bool(trainer.state.fn != "fit" or trainer.sanity_checking)
@@ -156,18 +178,21 @@ class EarlyStopping(Callback):
         reason = None
         if self.check_finite and not torch.isfinite(current):
             should_stop = True
+            self.stopping_reason = EarlyStoppingReason.NON_FINITE_METRIC
             reason = (
                 f"Monitored metric {self.monitor} = {current} is not finite. Previous best value was "
                 f"{self.best_score:.3f}. Signaling Trainer to stop."
             )
         elif self.stopping_threshold is not None and self.monitor_op(current, self.stopping_threshold):
             should_stop = True
+            self.stopping_reason = EarlyStoppingReason.STOPPING_THRESHOLD
             reason = (
                 f"Stopping threshold reached: {self.monitor} = {current} {self.order_dict[self.mode]} "
                 f"{self.stopping_threshold}. Signaling Trainer to stop."
             )
         elif self.divergence_threshold is not None and self.monitor_op(-current, -self.divergence_threshold):
             should_stop = True
+            self.stopping_reason = EarlyStoppingReason.DIVERGENCE_THRESHOLD
             reason = (
                 f"Divergence threshold reached: {self.monitor} = {current} "
                 f"{self.order_dict['max' if self.mode == 'min' else 'min']} {self.divergence_threshold}. "
@@ -181,6 +206,7 @@ class EarlyStopping(Callback):
             self.wait_count += 1
             if self.wait_count >= self.patience:
                 should_stop = True
+                self.stopping_reason = EarlyStoppingReason.PATIENCE_EXHAUSTED
                 reason = (
                     f"Monitored metric {self.monitor} did not improve in the last {self.wait_count} records. "
                     f"Best score: {self.best_score:.3f}. Signaling Trainer to stop."
@@ -200,4 +226,4 @@ class EarlyStopping(Callback):
         if self.log_rank_zero_only and rank != 0:
             return
         prefix = f"[rank: {rank}] " if getattr(trainer, "world_size", 1) > 1 else ""
-        print(prefix + message)
+        log.info(prefix + message)

@@ -14,6 +14,7 @@ from helpers import BoringModel, quiet_trainer
 from lightning_kernel.trainer._errors import MisconfigurationException
 from lightning_kernel.trainer.callbacks import (
     EarlyStopping,
+    EarlyStoppingReason,
     LearningRateMonitor,
     ModelSummary,
     RichProgressBar,
@@ -52,9 +53,7 @@ def test_stops_at_the_scripted_epoch(
     assert trainer.early_stopping_callback is callback
 
 
-def test_stops_on_a_training_metric_and_reports_why(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_stops_on_a_training_metric_and_reports_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     callback = EarlyStopping(monitor="train_score", patience=1, verbose=True)
     model = ScriptedModel([3.0, 2.0, 2.5, 1.0], key="train_score", on_train=True)
     trainer = quiet_trainer(tmp_path, callbacks=[callback], max_epochs=4, limit_val_batches=0)
@@ -63,7 +62,11 @@ def test_stops_on_a_training_metric_and_reports_why(
     assert trainer.current_epoch == 3
     assert callback.stopping_reason_message is not None
     assert "did not improve in the last 1 records" in callback.stopping_reason_message
-    assert "did not improve in the last 1 records" in capsys.readouterr().out
+    assert callback.stopping_reason is EarlyStoppingReason.PATIENCE_EXHAUSTED
+    assert any(
+        r.name == "lightning_kernel.trainer.callbacks.early_stopping" and "did not improve" in r.message
+        for r in caplog.records
+    )
 
 
 def test_checks_after_validation_when_it_runs_every_other_epoch(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_state_round_trip() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(MisconfigurationException, match="mode='avg'"):
+    with pytest.raises(MisconfigurationException, match="`mode` can be min, max, got avg"):
         EarlyStopping("loss", mode="avg")
     with pytest.raises(MisconfigurationException, match="patience=-1"):
         EarlyStopping("loss", patience=-1)

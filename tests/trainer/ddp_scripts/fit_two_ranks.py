@@ -41,18 +41,32 @@ def main() -> None:
     strategy = sys.argv[2] if len(sys.argv) > 2 else "ddp"
     model = Model()
     trainer = pl.Trainer(
-        accelerator="cpu", devices=2, strategy=strategy, max_epochs=2, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=os.path.dirname(out),
+        accelerator="cpu",
+        devices=2,
+        strategy=strategy,
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=os.path.dirname(out),
     )
     trainer.fit(model)
     gathered = model.all_gather(torch.tensor([float(trainer.global_rank)]))
     decision = trainer.strategy.broadcast(f"from-{trainer.global_rank}")
     if trainer.is_global_zero:
-        torch.save({
-            "weight": model.layer.weight.detach(), "world_size": trainer.world_size, "global_step": trainer.global_step,
-            "rank_mean": float(trainer.callback_metrics["rank"]), "gathered": gathered.flatten().tolist(),
-            "broadcast": decision, "batches": trainer.num_training_batches,
-        }, out)
+        torch.save(
+            {
+                "weight": model.layer.weight.detach(),
+                "world_size": trainer.world_size,
+                "global_step": trainer.global_step,
+                "rank_mean": float(trainer.callback_metrics["rank"]),
+                "gathered": gathered.flatten().tolist(),
+                "broadcast": decision,
+                "batches": trainer.num_training_batches,
+            },
+            out,
+        )
 
 
 if __name__ == "__main__":
