@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import warnings
 
 import torch
+
+from ._log import ensure_handler
+
+log = logging.getLogger("lightning_kernel.trainer.utilities.seed")
 
 _MAX_SEED = 2**32 - 1
 _MIN_SEED = 0

@@ -18,11 +18,11 @@ from ._errors import MisconfigurationException
 from ._eval_loop import EvaluationLoop, PredictionLoop
 from ._fit_loop import FitLoop
 from ._hooks import HookTable
+from ._log import ensure_handler
 from ._logger_connector import LoggerConnector
 from ._module import LightningModule
 from ._optim import LightningOptimizer, LRSchedulerConfig
 from ._precision import make_precision, parse_precision
-from ._log import ensure_handler
 from ._profiler import make_profiler
 from ._rank_zero import PossibleUserWarning, rank_zero_info, rank_zero_warn
 from ._state import RunningStage, TrainerState
