@@ -17,13 +17,13 @@ def validate_config(
     train_time_interval: timedelta | None,
 ) -> None:
     if save_top_k < -1:
-        raise MisconfigurationException(f"ModelCheckpoint(save_top_k={save_top_k}) must be >= -1.")
+        raise MisconfigurationException(f"Invalid value for save_top_k={save_top_k}. Must be >= -1")
     if every_n_train_steps < 0:
         raise MisconfigurationException(
-            f"ModelCheckpoint(every_n_train_steps={every_n_train_steps}) must be >= 0."
+            f"Invalid value for every_n_train_steps={every_n_train_steps}. Must be >= 0"
         )
     if every_n_epochs < 0:
-        raise MisconfigurationException(f"ModelCheckpoint(every_n_epochs={every_n_epochs}) must be >= 0.")
+        raise MisconfigurationException(f"Invalid value for every_n_epochs={every_n_epochs}. Must be >= 0")
     triggers = [
         name
         for name, on in (
@@ -35,13 +35,13 @@ def validate_config(
     ]
     if len(triggers) > 1:
         raise MisconfigurationException(
-            f"ModelCheckpoint: {', '.join(triggers)} are mutually exclusive; set only one of them."
+            f"Combination of parameters every_n_train_steps={every_n_train_steps}, every_n_epochs={every_n_epochs} "
+            f"and train_time_interval={train_time_interval} should be mutually exclusive."
         )
     if monitor is None and save_top_k not in (-1, 0, 1):
         raise MisconfigurationException(
-            f"ModelCheckpoint(save_top_k={save_top_k}, monitor=None) is not a valid configuration: there is "
-            "no quantity to rank the top k by. Set `monitor` to a logged key, or save_top_k to 1 (the "
-            "latest), -1 (all) or 0 (none)."
+            f"ModelCheckpoint(save_top_k={save_top_k}, monitor=None) is not a valid configuration. No quantity "
+            "for top_k to track."
         )
     if save_last not in (None, True, False, "link"):
         raise MisconfigurationException(

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 
 from .._errors import MisconfigurationException
+from .._rank_zero import rank_zero_info
 from . import _checkpoint_files as files
 from ._base import Callback
 from ._checkpoint_args import validate_config
@@ -54,6 +55,11 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         save_on_train_epoch_end: save at the end of the training epoch rather than after validation;
             by default after validation when validation runs every epoch and more than once per epoch.
         enable_version_counter: add ``-v1``, ``-v2`` to a name that already exists instead of overwriting.
+        save_on_exception: when the run fails or is interrupted, save a checkpoint of the state of that
+            moment (and ``last.ckpt`` with ``save_last``).
+
+    A step- or time-interval save that monitors a metric logged by validation waits for validation:
+    it happens at the end of the next validation, with that validation's value.
     """
 
     CHECKPOINT_JOIN_CHAR = files.JOIN_CHAR
@@ -78,6 +84,7 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         every_n_epochs: int | None = None,
         save_on_train_epoch_end: bool | None = None,
         enable_version_counter: bool = True,
+        save_on_exception: bool = False,
     ) -> None:
         super().__init__()
         self.monitor = monitor
@@ -93,6 +100,8 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         self._last_checkpoint_saved = ""
         self._val_has_run = False
         self._deferred_state: dict[str, Any] | None = None
+        self.save_on_exception = save_on_exception
+        self._defer_save_until_validation = False
         self.current_score: torch.Tensor | None = None
         self.best_k_models: dict[str, torch.Tensor] = {}
         self.kth_best_model_path = ""
@@ -101,9 +110,7 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         self.last_model_path = ""
 
         if mode not in ("min", "max"):
-            raise MisconfigurationException(
-                f"ModelCheckpoint(mode={mode!r}) is not valid: use 'min' or 'max'."
-            )
+            raise MisconfigurationException(f"`mode` can be min, max but got {mode}")
         self.mode = mode
         self.kth_value = torch.tensor(float("inf") if mode == "min" else float("-inf"))
         if every_n_train_steps is None and every_n_epochs is None and train_time_interval is None:
@@ -182,8 +189,21 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         if not skip_time:
             self._last_time_checked = now
         candidates = self._monitor_candidates(trainer)
+        if self.monitor is not None and (self.monitor not in candidates or self._validation_follows(trainer)):
+            # a metric of validation: saved at the end of the next validation, with a fresh value
+            self._defer_save_until_validation = True
+            return
         self._save_topk_checkpoint(trainer, candidates, final=False)
         self._save_last_checkpoint(trainer, candidates)
+
+    def _validation_follows(self, trainer: Trainer) -> bool:
+        """Whether validation runs right after this batch, so the monitored value now is stale."""
+        if self._should_save_on_train_epoch_end(trainer) or not trainer.fit_loop.is_last_batch:
+            return False
+        if not trainer.enable_validation or self._num_val_batches(trainer) == 0:
+            return False
+        every = trainer.check_val_every_n_epoch
+        return every is None or (trainer.current_epoch + 1) % every == 0
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._should_skip_saving_checkpoint(trainer) or not self._should_save_on_train_epoch_end(trainer):
@@ -197,12 +217,39 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         if trainer.sanity_checking:
             return
         self._val_has_run = True
+        if self._defer_save_until_validation and not self._should_skip_saving_checkpoint(trainer):
+            self._defer_save_until_validation = False
+            candidates = self._monitor_candidates(trainer)
+            self._save_topk_checkpoint(trainer, candidates, final=False)
+            self._save_last_checkpoint(trainer, candidates)
+            return
         if self._should_skip_saving_checkpoint(trainer) or self._should_save_on_train_epoch_end(trainer):
             return
         candidates = self._monitor_candidates(trainer)
         if self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0:
             self._save_topk_checkpoint(trainer, candidates, final=True)
         self._save_last_checkpoint(trainer, candidates)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not self._should_save_on_exception(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        filepath = self.format_checkpoint_name(metrics=candidates)
+        self._save_checkpoint(trainer, filepath)
+        self._save_last_checkpoint(trainer, candidates)
+        rank_zero_info(
+            f"An {type(exception).__name__} was raised with message: {exception}, saved checkpoint to {filepath}"
+        )
+
+    def _should_save_on_exception(self, trainer: Trainer) -> bool:
+        return bool(
+            self.save_on_exception
+            and not trainer.fast_dev_run
+            and not trainer.sanity_checking
+            and trainer.state.fn == "fit"
+            and self.dirpath is not None
+            and self._last_global_step_saved != trainer.global_step
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -318,7 +365,9 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
             self._update_best_and_save(current, trainer, candidates)
         elif self.verbose and trainer.is_global_zero:
             epoch, step = int(candidates["epoch"]), int(candidates["step"])
-            print(f"Epoch {epoch:d}, global step {step:d}: {self.monitor!r} was not in top {self.save_top_k}")
+            rank_zero_info(
+                f"Epoch {epoch:d}, global step {step:d}: {self.monitor!r} was not in top {self.save_top_k}"
+            )
 
     def _save_none_monitor_checkpoint(self, trainer: Trainer, candidates: dict[str, torch.Tensor]) -> None:
         filepath = self._get_metric_interpolated_filepath_name(candidates, trainer, self.best_model_path)
@@ -353,7 +402,7 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         self.best_model_score = self.best_k_models[self.best_model_path]
         if self.verbose and trainer.is_global_zero:
             epoch, step = int(candidates["epoch"]), int(candidates["step"])
-            print(
+            rank_zero_info(
                 f"Epoch {epoch:d}, global step {step:d}: {self.monitor!r} reached {float(current):0.5f} "
                 f"(best {float(self.best_model_score):0.5f}), saving model to {filepath!r} as top {k}"
             )

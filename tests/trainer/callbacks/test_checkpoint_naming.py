@@ -58,9 +58,9 @@ def test_dirpath_urls_are_kept_and_local_paths_resolved(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"mode": "best"}, "mode='best'"),
+        ({"mode": "best"}, "`mode` can be min, max but got best"),
         ({"save_top_k": -2}, "save_top_k=-2"),
-        ({"save_top_k": 3}, "no quantity to rank"),
+        ({"save_top_k": 3}, "No quantity for top_k to track"),
         ({"every_n_train_steps": -1}, "every_n_train_steps=-1"),
         ({"every_n_epochs": 2, "every_n_train_steps": 5}, "mutually exclusive"),
         ({"every_n_epochs": 1, "train_time_interval": timedelta(seconds=1)}, "mutually exclusive"),
