@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any
 
 from ._errors import MisconfigurationException
@@ -62,6 +64,29 @@ class LightningDataModule(HyperparametersMixin):
     def on_exception(self, exception: BaseException) -> None:
         pass
 
+    def __str__(self) -> str:
+        """The size of each stage's dataset, PL's way: ``{Train dataloader: size=64}`` per line."""
+        lines = []
+        for label, method in (
+            ("Train dataloader", "train_dataloader"),
+            ("Validation dataloader", "val_dataloader"),
+            ("Test dataloader", "test_dataloader"),
+            ("Predict dataloader", "predict_dataloader"),
+        ):
+            try:
+                loaders = getattr(self, method)()
+            except Exception:  # not defined, or not ready before setup(): shown as None
+                lines.append(f"{{{label}: None}}")
+                continue
+            if isinstance(loaders, Mapping):
+                loaders = list(loaders.values())
+            if isinstance(loaders, (list, tuple)):
+                shown = " ; ".join(f"{i}. size={_dataset_size(dl)}" for i, dl in enumerate(loaders, start=1))
+            else:
+                shown = f"size={_dataset_size(loaders)}"
+            lines.append(f"{{{label}: {shown}}}")
+        return os.linesep.join(lines)
+
     @classmethod
     def from_datasets(
         cls,
@@ -111,3 +136,8 @@ class LightningDataModule(HyperparametersMixin):
         from ._restore import load_datamodule_from_checkpoint
 
         return load_datamodule_from_checkpoint(cls, checkpoint_path, map_location, kwargs)
+
+
+def _dataset_size(loader: Any) -> str:
+    dataset = getattr(loader, "dataset", None)
+    return str(len(dataset)) if isinstance(dataset, Sized) else "NA"

@@ -9,10 +9,16 @@ same object; the outermost (the most derived class) wins on a name clash, as in 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
+
+from torch import nn
+
+from ._errors import MisconfigurationException
+from ._rank_zero import rank_zero_warn
 
 
 class AttributeDict(dict[str, Any]):
@@ -37,61 +43,114 @@ class AttributeDict(dict[str, Any]):
         return "\n".join(f'"{k}":{" " * (width - len(str(k)) + 1)}{v}' for k, v in sorted(self.items()))
 
 
-def _init_frame_args(frame: FrameType, owner: object) -> dict[str, Any] | None:
-    """The arguments of ``frame`` if it is an ``__init__`` call on ``owner``, else None."""
-    if frame.f_code.co_name != "__init__":
+def _frame_init_args(frame: FrameType) -> dict[str, Any] | None:
+    """The ``__init__`` arguments a frame of a hyperparameter-holding class sees, or None for other frames.
+
+    A frame counts when it has a ``__class__`` cell (its function calls ``super()``) naming a subclass
+    of :class:`HyperparametersMixin`: PL's rule, which also means an enclosing module's ``__init__``
+    (composition) contributes its arguments. ``*args`` are left out, ``**kwargs`` are spread.
+    """
+    local_vars = frame.f_locals
+    cls = local_vars.get("__class__")
+    if not isinstance(cls, type) or not issubclass(cls, HyperparametersMixin):
         return None
-    info = inspect.getargvalues(frame)
-    if not info.args or frame.f_locals.get(info.args[0]) is not owner:
+    try:
+        params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    except (TypeError, ValueError):
         return None
-    args: dict[str, Any] = {name: info.locals[name] for name in info.args[1:] if name in info.locals}
-    if info.varargs and info.locals.get(info.varargs):
-        args[info.varargs] = info.locals[info.varargs]
-    if info.keywords:
-        args.update(info.locals.get(info.keywords) or {})
+    names = list(params)
+    self_name = names[0] if names else None
+    varargs = [n for n, p in params.items() if p.kind is p.VAR_POSITIONAL]
+    varkw = [n for n, p in params.items() if p.kind is p.VAR_KEYWORD]
+    excluded = {self_name, *varargs, *varkw, "__class__", "frame", "frame_args"}
+    args = {k: local_vars[k] for k in names if k in local_vars and k not in excluded}
+    for name in varkw:
+        extra = local_vars.get(name)
+        if isinstance(extra, Mapping):
+            args.update({k: v for k, v in extra.items() if k not in excluded})
     return args
 
 
-def collect_init_args(frame: FrameType | None, owner: object) -> dict[str, Any]:
-    """Merge the arguments of every ``__init__`` frame of ``owner``, starting at ``frame``."""
-    chain: list[dict[str, Any]] = []
-    while frame is not None:
-        args = _init_frame_args(frame, owner)
-        if args is None:
-            break
-        chain.append(args)
-        frame = frame.f_back
+def collect_init_args(frame: FrameType | None, owner: object = None) -> dict[str, Any]:
+    """The arguments of the chain of ``__init__`` frames that ``frame`` is in (or leads up to).
+
+    Frames before the first qualifying one are skipped (``save_hyperparameters`` called from a helper);
+    the chain ends at the first frame that does not qualify. Outer frames (the most derived class,
+    an enclosing module) override inner ones on a name clash, as in PL.
+    """
     merged: dict[str, Any] = {}
-    for args in chain:  # innermost first, so the most derived __init__ overrides
-        merged.update(args)
+    inside = False
+    while frame is not None and frame.f_back is not None:
+        args = _frame_init_args(frame)
+        if args is None:
+            if inside:
+                break
+        else:
+            inside = True
+            merged.update(args)
+        frame = frame.f_back
     return merged
+
+
+class HparamsValueError(MisconfigurationException, ValueError):
+    """``save_hyperparameters`` got a value it cannot store (a ``ValueError``, as in PL)."""
+
+
+class HparamsKeyError(MisconfigurationException, KeyError):
+    """``save_hyperparameters("name")`` named something that is not an ``__init__`` argument."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+_PRIMITIVES = (bool, int, float, str)
+
+
+def as_hparams_dict(hp: Any) -> Any:
+    """A dict (``AttributeDict``) from a dict or Namespace; other mappings are kept as they are."""
+    if isinstance(hp, Mapping) and not isinstance(hp, dict):
+        return hp
+    if not isinstance(hp, dict) and hasattr(hp, "__dict__") and type(hp).__name__ == "Namespace":
+        hp = vars(hp)
+    if isinstance(hp, dict):
+        return AttributeDict(hp)
+    if isinstance(hp, _PRIMITIVES):
+        raise HparamsValueError(f"Primitives {_PRIMITIVES} are not allowed.")
+    raise HparamsValueError(f"Unsupported config type of {type(hp)}.")
 
 
 def select_hparams(
     init_args: dict[str, Any], args: Sequence[Any], ignore: Sequence[str] | str | None
-) -> tuple[dict[str, Any], str | None]:
-    """Apply ``save_hyperparameters(*args, ignore=...)``; return the hparams and their name."""
-    ignored = {ignore} if isinstance(ignore, str) else set(ignore or ())
-    if len(args) == 1 and not isinstance(args[0], str):
-        obj = args[0]
-        if isinstance(obj, Mapping):
-            return dict(obj), None
-        if hasattr(obj, "__dict__"):  # argparse.Namespace and friends
-            return dict(vars(obj)), None
-        raise ValueError(
-            f"save_hyperparameters() takes argument names, a dict or a Namespace; got a {type(obj).__name__}"
-        )
-    if args:
-        unknown = [a for a in args if a not in init_args]
-        if unknown:
-            raise ValueError(
-                f"save_hyperparameters{tuple(args)}: {unknown} are not arguments of __init__ "
-                f"(its arguments are {sorted(init_args)})"
-            )
-        selected = {name: init_args[name] for name in args}
+) -> tuple[Any, str | None, list[str]]:
+    """Apply ``save_hyperparameters(*args, ignore=...)``: ``(hparams, their name, the ignored names)``."""
+    if ignore is None:
+        ignored: list[str] = []
+    elif isinstance(ignore, str):
+        ignored = [ignore]
     else:
-        selected = dict(init_args)
-    return {k: v for k, v in selected.items() if k not in ignored}, "kwargs" if not args else None
+        ignored = [name for name in ignore if isinstance(name, str)]
+    init_args = {k: v for k, v in init_args.items() if k not in ignored}
+    if not args:
+        return init_args, ("kwargs" if init_args else None), ignored
+    objects = [a for a in args if not isinstance(a, str)]
+    if len(objects) == 1:
+        hp = objects[0]
+        names = [k for k, v in init_args.items() if _equal(v, hp)]
+        return hp, (names[0] if names else None), ignored
+    unknown = [a for a in args if isinstance(a, str) and a not in init_args]
+    if unknown:
+        raise HparamsKeyError(
+            f"save_hyperparameters{tuple(args)}: {unknown} are not arguments of __init__ "
+            f"(its arguments are {sorted(init_args)})"
+        )
+    return {a: init_args[a] for a in args if isinstance(a, str)}, "kwargs", ignored
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # tensors and arrays compare element-wise
+        return a is b
 
 
 def snapshot(hparams: Mapping[str, Any]) -> AttributeDict:
@@ -118,21 +177,36 @@ class HyperparametersMixin:
         frame: FrameType | None = None,
         logger: bool = True,
     ) -> None:
-        """Store the ``__init__`` arguments (all, the named ones, or one dict/Namespace) in ``self.hparams``."""
-        from ._errors import MisconfigurationException
+        """Store ``__init__``'s arguments (all, the named ones, or one dict/Namespace) in ``self.hparams``.
 
+        Several calls add up (a subclass adds to what its parent saved); ``ignore`` also drops names a
+        parent saved. A dataclass module saves its init fields.
+        """
         self._log_hyperparams = logger
+        if len(args) == 1 and not isinstance(args[0], str) and not args[0]:
+            return  # an empty dict or Namespace: nothing to save
         if frame is None:
             current = inspect.currentframe()
             frame = current.f_back if current is not None else None
-        init_args = collect_init_args(frame, self)
-        try:
-            hparams, name = select_hparams(init_args, args, ignore)
-        except ValueError as exc:
-            raise MisconfigurationException(f"{type(self).__name__}: {exc}") from exc
-        self._hparams = AttributeDict(hparams)
-        if name is not None:
-            self._hparams_name = name
+        if dataclasses.is_dataclass(self):
+            init_args = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        else:
+            init_args = collect_init_args(frame, self)
+        hp, name, ignored = select_hparams(init_args, args, ignore)
+        self._hparams_name = name
+        hp = as_hparams_dict(hp)
+        if isinstance(hp, dict) and isinstance(self.hparams, dict):
+            self.hparams.update(hp)
+        else:
+            self._hparams = hp
+        for key in ignored:
+            self._hparams.pop(key, None)
+        for key, value in self._hparams.items():
+            if isinstance(value, nn.Module):
+                rank_zero_warn(
+                    f"Attribute {key!r} is an instance of `nn.Module` and is already saved during checkpointing. "
+                    f"It is recommended to ignore them using `self.save_hyperparameters(ignore=[{key!r}])`."
+                )
         self._hparams_initial = snapshot(self._hparams)
 
     @property

@@ -312,6 +312,10 @@ def _options(
             f"{fx_opts.allowed_on_epoch}."
         )
     if isinstance(value, Mapping):
+        if any(isinstance(v, Mapping) for v in value.values()):
+            raise ValueError(
+                f"`self.log({name}, {value})` was called, but nested dictionaries cannot be logged"
+            )
         raise MisconfigurationException(
             f"self.log({name!r}) got a dict; use self.log_dict for several values"
         )
@@ -319,10 +323,15 @@ def _options(
         raise MisconfigurationException(
             f"self.log({name!r}): the name may not contain {DATALOADER_SUFFIX.format('')[1:]!r}, it is added for you"
         )
-    reduce = _REDUCTIONS.get(reduce_fx) if not isinstance(reduce_fx, list) else None
+    key = reduce_fx.lower() if isinstance(reduce_fx, str) else reduce_fx
+    try:
+        reduce = _REDUCTIONS.get(key)
+    except TypeError:  # an unhashable value
+        reduce = None
     if reduce is None:
         raise MisconfigurationException(
-            f"self.log({name!r}, reduce_fx={reduce_fx!r}): only 'mean', 'sum', 'max' and 'min' are supported"
+            "Only `self.log(..., reduce_fx={min,max,mean,sum})` are supported. If you need a custom reduction, "
+            f"please log a `torchmetrics.Metric` instance instead. Found: {key}"
         )
     if logger is True and not trainer.loggers:
         trainer._warn_once(
@@ -344,9 +353,9 @@ def _options(
 def _as_tensor(value: Any, name: str, fx: str | None, enable_graph: bool, trainer: Trainer) -> Tensor:
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise MisconfigurationException(
-                f"`self.log({name!r}, {value})` was called, but the tensor must have a single element. "
-                f"You can try doing `self.log({name!r}, {name}.mean())`"
+            raise ValueError(
+                f"`self.log({name}, {value})` was called, but the tensor must have a single element. "
+                f"You can try doing `self.log({name}, {value}.mean())`"
             )
         if not enable_graph:
             # a leaf may be a buffer the caller keeps changing in place: keep the value of now
@@ -359,10 +368,9 @@ def _as_tensor(value: Any, name: str, fx: str | None, enable_graph: bool, traine
                 )
             value = value.to(_float_dtype())
         return value if value.ndim == 0 else value.reshape(())
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MisconfigurationException(
-            f"self.log({name!r}, {value!r}): the value must be a number or a one-element tensor, "
-            f"not a {type(value).__name__}"
+    if not isinstance(value, (int, float)):
+        raise ValueError(
+            f"`self.log({name}, {value})` was called, but `{type(value).__name__}` values cannot be logged"
         )
     return torch.tensor(float(value), dtype=_float_dtype(), device=trainer.strategy.root_device)
 

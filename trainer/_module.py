@@ -188,6 +188,10 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
         batch_size: int | None = None,
         rank_zero_only: bool = False,
     ) -> None:
+        if any(isinstance(v, Mapping) for v in dictionary.values()):
+            raise ValueError(
+                f"`self.log_dict({dictionary})` was called, but nested dictionaries cannot be logged"
+            )
         for name, value in dictionary.items():
             self.log(
                 name,

@@ -15,6 +15,7 @@ from ._callback_setup import is_checkpoint
 from ._checkpoint import load_checkpoint, require_trainer_checkpoint
 from ._errors import CheckpointError, MisconfigurationException
 from ._hparams import instantiate_from_hparams
+from ._rank_zero import rank_zero_warn
 from ._rng import capture_rng
 from ._state import TrainerFn
 
@@ -111,12 +112,26 @@ def select_ckpt_path(trainer: Trainer, fn: TrainerFn, ckpt_path: str | None) -> 
             return None
         return max(candidates, key=_fs.modified)
     if ckpt_path == "best":
+        if len(trainer.checkpoint_callbacks) > 1:
+            rank_zero_warn(
+                f'`.{fn.value}(ckpt_path="best")` is called with Trainer configured with multiple `ModelCheckpoint` '
+                "callbacks. It will use the best checkpoint path from first checkpoint callback."
+            )
         callback = trainer.checkpoint_callback
-        best = getattr(callback, "best_model_path", None) if callback is not None else None
+        if callback is None:
+            raise ValueError(
+                f'`.{fn.value}(ckpt_path="best")` is set but `ModelCheckpoint` is not configured.'
+            )
+        best = getattr(callback, "best_model_path", None)
         if not best:
-            raise MisconfigurationException(
+            if trainer.fast_dev_run:
+                raise ValueError(
+                    f'You cannot execute `.{fn.value}(ckpt_path="best")` with `fast_dev_run=True`. Please pass an '
+                    f"exact checkpoint path to `.{fn.value}(ckpt_path=...)`"
+                )
+            raise ValueError(
                 f'`.{fn.value}(ckpt_path="best")` is set but `ModelCheckpoint` is not configured to save the best '
-                "model (or has not saved one yet)"
+                "model."
             )
         return str(best)
     return str(ckpt_path)

@@ -14,6 +14,7 @@ from ._deprecated import rename_kwarg, translate_trainer_kwargs
 from ._errors import MisconfigurationException
 from ._logging import ResultCollection
 from ._module import LightningModule
+from ._rank_zero import rank_zero_warn
 from ._state import RunningStage, TrainerFn, TrainerStatus
 from ._steps import StepsMixin
 from ._trainer_init import TrainerInit
@@ -158,12 +159,18 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
     ) -> Any:
         if model is None:
             if self._module is None:
-                raise MisconfigurationException(
-                    f"`trainer.{fn.value}()` requires a `LightningModule` when it hasn't been passed in a previous run"
+                raise TypeError(
+                    f"`Trainer.{fn.value}()` requires a `LightningModule` when it hasn't been passed in a previous run"
                 )
             model = self._module
-            if ckpt_path is None and self.checkpoint_callback is not None and fn != TrainerFn.PREDICTING:
-                ckpt_path = getattr(self.checkpoint_callback, "best_model_path", None) or None
+            if ckpt_path is None and self.checkpoint_callback is not None:
+                ckpt_path = "best"
+                rank_zero_warn(
+                    f"`.{fn.value}(ckpt_path=None)` was called without a model. The best model of the previous "
+                    f"`fit` call will be used. You can pass `.{fn.value}(ckpt_path='best')` to use the best model "
+                    f"or `.{fn.value}(ckpt_path='last')` to use the last model. If you pass a value, this warning "
+                    "will be silenced."
+                )
         _check_module(model, fn.value)
         if isinstance(dataloaders, LightningDataModule):
             datamodule, dataloaders = dataloaders, None

@@ -209,18 +209,25 @@ def test_sanity_check_metrics_are_discarded(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("hook", "kwargs", "message"),
+    ("hook", "kwargs", "error", "message"),
     [
-        ("on_fit_start", {}, "You can't `self.log\\(\\)` inside `on_fit_start`"),
-        ("on_train_epoch_end", {"on_step": True}, "on_step=True.*must be one of"),
-        ("training_step", {"value": torch.ones(2)}, "must have a single element"),
-        ("training_step", {"reduce_fx": "median"}, "only 'mean', 'sum', 'max' and 'min'"),
-        ("training_step", {"value": {"a": 1}}, "use self.log_dict"),
-        ("training_step", {"value": "x"}, "must be a number or a one-element tensor"),
+        ("on_fit_start", {}, MisconfigurationException, "You can't `self.log\\(\\)` inside `on_fit_start`"),
+        ("on_train_epoch_end", {"on_step": True}, MisconfigurationException, "on_step=True.*must be one of"),
+        ("training_step", {"value": torch.ones(2)}, ValueError, "the tensor must have a single element"),
+        ("training_step", {"reduce_fx": "median"}, MisconfigurationException, "Found: median"),
+        ("training_step", {"value": {"a": 1}}, MisconfigurationException, "use self.log_dict"),
+        ("training_step", {"value": {"a": {"b": 1}}}, ValueError, "nested dictionaries cannot be logged"),
+        ("training_step", {"value": "x"}, ValueError, "`str` values cannot be logged"),
+        (
+            "training_step",
+            {"value": None},
+            ValueError,
+            "`self.log\\(x, None\\)` was called, but `NoneType` values",
+        ),
     ],
 )
 def test_bad_log_calls_say_what_to_change(
-    tmp_path: Path, hook: str, kwargs: dict[str, Any], message: str
+    tmp_path: Path, hook: str, kwargs: dict[str, Any], error: type[Exception], message: str
 ) -> None:
     value = kwargs.pop("value", 1.0)
 
@@ -232,8 +239,20 @@ def test_bad_log_calls_say_what_to_change(
         return BoringModel.training_step(self, *args) if hook == "training_step" else None
 
     setattr(Model, hook, logging_hook)
-    with pytest.raises(MisconfigurationException, match=message):
+    with pytest.raises(error, match=message):
         quiet_trainer(tmp_path, limit_val_batches=0).fit(Model())
+
+
+@pytest.mark.parametrize("spelling", ["SUM", "Sum", "sum", torch.sum, sum])
+def test_reduce_fx_takes_every_spelling_pl_takes(tmp_path: Path, spelling: Any) -> None:
+    class Model(BoringModel):
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            self.log("ones", 1.0, on_step=False, on_epoch=True, reduce_fx=spelling)
+            return super().training_step(batch, batch_idx)
+
+    trainer = quiet_trainer(tmp_path, limit_val_batches=0, limit_train_batches=3)
+    trainer.fit(Model())
+    assert trainer.callback_metrics["ones"].item() == 3.0
 
 
 def test_same_key_twice_with_different_options_is_refused(tmp_path: Path) -> None:
