@@ -86,16 +86,20 @@ def run() -> None:
 @_store_options
 @click.option("--executor", envvar="LK_EXECUTOR", default=None, help="Executor for Works (default: local).")
 @click.option(
-    "--server", envvar="LK_SERVER", default=None, help="Submit to a running `lightning-kernel serve`."
+    "--server",
+    envvar="LK_SERVER",
+    default=None,
+    help="Submit to a running `lightning-kernel serve` (its token: LK_SERVER_TOKEN, or server.token in --data-dir).",
 )
 @click.option("--name", default=None, help="The run's name (default: the app file's name).")
 @_fail_cleanly
 def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> None:
     """Run APP_FILE to the end, printing what the flow and the Works print."""
     if server:
-        from ._client import submit_and_follow
+        from ._client import Client, submit_and_follow
 
-        sys.exit(submit_and_follow(server, app_file, name))
+        client = Client(server, data_dir=_config(**kw).data_dir)
+        sys.exit(submit_and_follow(client, app_file, name))
     from ._embedded import run_embedded
 
     sys.exit(run_embedded(_config(**kw), app_file, name))
@@ -124,19 +128,56 @@ def stop(run_id: str, **kw: Any) -> None:
     stop_run(_config(**kw), run_id)
 
 
+class _Size(click.ParamType):
+    """A number of bytes: ``1000``, ``64KB``, ``256MB``, ``1GB`` (binary units: 1 MB = 2**20 bytes)."""
+
+    name = "size"
+    _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20}
+    _UNITS |= {"g": 2**30, "gb": 2**30, "gib": 2**30}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().replace(" ", "")
+        number = text.rstrip("kmgib")
+        unit = text[len(number) :]
+        if not number.isdigit() or unit not in self._UNITS or int(number) <= 0:
+            self.fail(
+                f"{value!r} is not a size: use bytes or a unit, e.g. 1000, 64KB, 256MB, 1GB", param, ctx
+            )
+        return int(number) * self._UNITS[unit]
+
+
 @cli.command()
-@click.option("--host", envvar="LK_HOST", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host",
+    envvar="LK_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; beyond loopback (0.0.0.0) every request needs the token.",
+)
 @click.option("--port", envvar="LK_PORT", default=7501, show_default=True, type=int)
+@click.option(
+    "--max-body",
+    envvar="LK_MAX_BODY",
+    default="256MB",
+    show_default=True,
+    type=_Size(),
+    help="The largest request body (a submitted app) the API reads; larger ones get 413.",
+)
 @_store_options
 @click.option("--executor", envvar="LK_EXECUTOR", default=None)
 @_fail_cleanly
-def serve(host: str, port: int, **kw: Any) -> None:
-    """The long-running kernel, with its HTTP API at http://HOST:PORT/api."""
+def serve(host: str, port: int, max_body: int, **kw: Any) -> None:
+    """The long-running kernel, with its HTTP API at http://HOST:PORT/api.
+
+    It prints a URL with its token (http://127.0.0.1:7501/view?token=...); the token is also in
+    <data dir>/server.token, where `run app --server` finds it (or set LK_SERVER_TOKEN)."""
     from ._server import serve as run_server
 
     cfg = _config(**kw)
     cfg.echo = False
-    run_server(cfg, host, port)
+    run_server(cfg, host, port, max_body)
 
 
 @cli.command()

@@ -2,18 +2,24 @@
 
 Endpoints (JSON)::
 
-    GET  /api/runs                          runs, newest first
+    GET  /api/runs?limit=N                  runs, newest first
     POST /api/runs                          submit an app (body: the cloudpickled LightningApp)
     GET  /api/runs/{run}                    one run (``latest`` works)
     GET  /api/runs/{run}/state?at=SEQ       its state, folded from its events
     GET  /api/runs/{run}/events?after=SEQ&limit=N&wait=S
-    GET  /api/runs/{run}/logs?after=SEQ&component=C&wait=S
+    GET  /api/runs/{run}/logs?after=SEQ&component=C&limit=N&wait=S
     POST /api/runs/{run}/stop
     GET  /view                              a page listing the runs
 
-``wait`` long-polls: the call returns as soon as there is something after ``after``, or after S
-seconds. Endpoints that change anything need ``Authorization: Bearer <token>`` (the token is in
-``<data dir>/server.token``, mode 0600) unless the server listens on loopback only.
+``wait`` long-polls (0 to 60 s): the call returns as soon as there is something after ``after``, after
+S seconds, when its client goes away, or when the server stops. Every request passes the guard of
+``_api_guard`` first: writes need ``Authorization: Bearer <token>`` (the token is in
+``<data dir>/server.token``, mode 0600, new at each start, and in the URL ``serve`` prints), reads
+need it too beyond loopback; cross-origin requests are refused; bodies are limited to ``--max-body``.
+A bad query parameter is a 400 that names it: ``{"error": ..., "parameter": "wait"}``.
+
+Stopping: SIGTERM or SIGINT ends long polls at once, gives other requests (a slow upload) a moment,
+then interrupts the hosted runs (``Server.stop``) and exits.
 """
 
 from __future__ import annotations
@@ -21,43 +27,73 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import ipaddress
+import math
 import os
 import secrets
 import signal
+from collections.abc import Callable
 from typing import Any
 
+from ._api_guard import DEFAULT_MAX_BODY, BodyTooLarge, Guard, ServerStopping, is_loopback
 from ._config import Config
 from ._kernel import Kernel
 from ._projection import RUN_ENDED, component_tree
-from ._store import load_state
-from ._views import run_json
-from .errors import KernelError, RunNotFound
+from ._views import check_component, run_json, run_state
+from .errors import ComponentNotFound, KernelError, ParameterError, RunNotFound, ServiceUnreachable
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+MAX_WAIT_S = 60.0
+MAX_LIMIT = 10_000
+MAX_SEQ = 2**63 - 1  # SQL's BIGINT
+GRACE_S = 0.5
+"""What a request still in flight at SIGTERM (a slow upload) gets before it is cancelled."""
+EVENTS_TICK_S = 0.5
+"""A long poll of events wakes on each recorded event, and this often to see if its client left."""
+LOGS_TICK_S = 0.1
+"""The recorder does not signal recorded log lines: a long poll of logs looks this often."""
 
 
 class Server:
-    def __init__(self, config: Config, host: str) -> None:
+    def __init__(self, config: Config, host: str, port: int = 7501, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.kernel = Kernel(config)
         self.host = host
+        self.port = port
+        self.max_body = max_body
         self.tasks: dict[str, asyncio.Task[str]] = {}
         self._closing: set[asyncio.Future[None]] = set()
         self.token = secrets.token_urlsafe(24)
-        self.require_token = not _is_loopback(host)
+        self.require_token = not is_loopback(host)
+        """Reads need the token too: the server listens beyond loopback."""
+        self.stopping = asyncio.Event()
+        """Set at SIGTERM: long polls return at once."""
+
+    @property
+    def token_path(self) -> str:
+        return os.path.join(self.kernel.config.data_dir, "server.token")
 
     def write_token(self) -> None:
-        path = os.path.join(self.kernel.config.data_dir, "server.token")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.makedirs(self.kernel.config.data_dir, exist_ok=True)
+        fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(self.token)
+        os.chmod(self.token_path, 0o600)  # a file left by an older serve keeps its mode otherwise
+
+    def url(self, path: str = "") -> str:
+        """This server's URL, as a browser on this machine reaches it."""
+        host = self.host.strip("[]")
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}{path}"
+
+    def announce(self) -> None:
+        """Say where the server listens, and the URL that carries the token (as Jupyter does)."""
+        beyond = "" if not self.require_token else " (beyond loopback: every request needs the token)"
+        print(f"lightning-kernel serving on http://{self.host}:{self.port}{beyond}", flush=True)
+        print(f"    open {self.url('/view')}?token={self.token}", flush=True)
+        print(
+            f"    the token is in {self.token_path}; clients read it from there or LK_SERVER_TOKEN",
+            flush=True,
+        )
 
     async def start(self) -> None:
         await self.kernel.start()
@@ -94,10 +130,41 @@ class Server:
                     await driver.interrupt("serve shutdown")
         await self.kernel.close()
 
+    # -- long polls ----------------------------------------------------------------------------------
+
+    async def poll(self, request: Any, fetch: Callable[[], list[Any]], wait: float, tick: float) -> list[Any]:
+        """``fetch()`` until it finds something, ``wait`` s pass, the client leaves or the server stops.
+
+        Between two fetches it sleeps until the recorder commits an event (its progress condition),
+        or ``tick`` s at most, to see whether the client is still there."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        recorder = self.kernel.recorder
+        while True:
+            seen = recorder.recorded_seq if recorder is not None else 0
+            items = await asyncio.to_thread(fetch)
+            left = deadline - loop.time()
+            if items or left <= 0 or self.stopping.is_set() or await request.is_disconnected():
+                return items
+            await self._news(seen, min(left, tick))
+
+    async def _news(self, seen: int, timeout: float) -> None:
+        """Return when an event after ``seen`` is recorded, the server stops, or after ``timeout`` s."""
+        recorder = self.kernel.recorder
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.stopping.wait())]
+        if recorder is not None and recorder.error is None:  # a failing recorder would wake it at once
+            waits.append(asyncio.ensure_future(recorder.wait_recorded(seen + 1, timeout)))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
     # -- the ASGI app -------------------------------------------------------------------------------
 
     def app(self) -> Any:
         from starlette.applications import Starlette
+        from starlette.middleware import Middleware
         from starlette.requests import Request
         from starlette.responses import HTMLResponse, JSONResponse, Response
         from starlette.routing import Route
@@ -108,34 +175,30 @@ class Server:
             assert kernel.store is not None
             return kernel.store
 
-        def authorized(request: Request) -> bool:
-            if not self.require_token:
-                return True
-            return request.headers.get("authorization", "") == f"Bearer {self.token}"
-
-        def error(status: int, message: str) -> Response:
-            return JSONResponse({"error": message}, status_code=status)
+        def error(status: int, message: str, **extra: Any) -> Response:
+            return JSONResponse({"error": message, **extra}, status_code=status)
 
         async def run_info(run_id: str) -> Any:
             return await asyncio.to_thread(store().run, run_id)
 
         async def list_runs(request: Request) -> Response:
-            limit = int(request.query_params.get("limit", "100"))
+            q = Query(request)
+            limit = q.integer("limit", 100, 1, MAX_LIMIT)
             runs = await asyncio.to_thread(store().runs, limit)
             return JSONResponse([run_json(r) for r in runs])
 
         async def submit(request: Request) -> Response:
-            if not authorized(request):
-                return error(
-                    401, "this server listens beyond loopback: send Authorization: Bearer <server.token>"
-                )
             import cloudpickle
 
-            body = await request.body()
+            # The guard has checked the token and the declared length; the limit holds while it streams.
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
             if not body:
                 return error(400, "the request body must be a cloudpickled LightningApp")
             # Stored first: nothing is unpickled unless it came from the kernel's own artifact store.
-            ref = await asyncio.to_thread(kernel.artifacts.put_bytes, body)
+            ref = await asyncio.to_thread(kernel.artifacts.put_bytes, bytes(body))
+            del body
             try:
                 app = cloudpickle.loads(await asyncio.to_thread(kernel.artifacts.get_bytes, ref))
             except Exception as exc:
@@ -156,48 +219,35 @@ class Server:
             return JSONResponse(run_json(await run_info(request.path_params["run"])))
 
         async def get_state(request: Request) -> Response:
-            info = await run_info(request.path_params["run"])
-            at = request.query_params.get("at")
-            state = await asyncio.to_thread(load_state, store(), info.id, int(at) if at else None)
-            if not state:
-                return error(404, f"run {info.id} has no state at seq {at}")
+            at = Query(request).integer("at", None, 1, MAX_SEQ)
+            state = await asyncio.to_thread(run_state, store(), request.path_params["run"], at, "at")
             return JSONResponse({"run": state["run"], "root": component_tree(state), "works": state["works"]})
 
-        async def poll(request: Request, fetch: Any) -> list[Any]:
-            wait = min(float(request.query_params.get("wait", "0")), 30.0)
-            deadline = asyncio.get_running_loop().time() + wait
-            while True:
-                items = await asyncio.to_thread(fetch)
-                if items or asyncio.get_running_loop().time() >= deadline:
-                    return list(items)
-                await asyncio.sleep(0.05)
-
         async def get_events(request: Request) -> Response:
+            q = Query(request)
+            after = q.integer("after", 0, 0, MAX_SEQ)
+            limit = q.integer("limit", 1000, 1, MAX_LIMIT)
+            wait = q.seconds("wait")
             info = await run_info(request.path_params["run"])
-            after = int(request.query_params.get("after", "0"))
-            limit = int(request.query_params.get("limit", "1000"))
-            events = await poll(request, lambda: store().events(info.id, after_seq=after, limit=limit))
-            return JSONResponse(
-                [
-                    {
-                        "seq": e.seq,
-                        "id": e.id,
-                        "type": e.type,
-                        "version": e.version,
-                        "ts": e.ts,
-                        "source": e.source,
-                        "body": e.body,
-                    }
-                    for e in events
-                ]
+            events = await self.poll(
+                request, lambda: store().events(info.id, after_seq=after, limit=limit), wait, EVENTS_TICK_S
             )
+            return JSONResponse([event_json(e) for e in events])
 
         async def get_logs(request: Request) -> Response:
-            info = await run_info(request.path_params["run"])
-            after = int(request.query_params.get("after", "0"))
+            q = Query(request)
+            after = q.integer("after", 0, 0, MAX_SEQ)
+            limit = q.integer("limit", 1000, 1, MAX_LIMIT)
+            wait = q.seconds("wait")
             component = request.query_params.get("component")
-            lines = await poll(
-                request, lambda: store().logs(info.id, component=component, after_seq=after, limit=1000)
+            info = await run_info(request.path_params["run"])
+            if component is not None:
+                await asyncio.to_thread(check_component, store(), info, component)
+            lines = await self.poll(
+                request,
+                lambda: store().logs(info.id, component=component, after_seq=after, limit=limit),
+                wait,
+                LOGS_TICK_S,
             )
             return JSONResponse(
                 [
@@ -207,10 +257,6 @@ class Server:
             )
 
         async def stop_run(request: Request) -> Response:
-            if not authorized(request):
-                return error(
-                    401, "this server listens beyond loopback: send Authorization: Bearer <server.token>"
-                )
             info = await run_info(request.path_params["run"])
             if info.status in RUN_ENDED:
                 return error(409, f"run {info.id} already ended ({info.status})")
@@ -224,20 +270,36 @@ class Server:
                 f"<td>{r.last_seq}</td></tr>"
                 for r in runs
             )
+            # Reloads itself: the cookie set from the printed URL authorises these later requests.
             return HTMLResponse(
-                "<!doctype html><title>lightning-kernel</title><h1>Runs</h1>"
-                f"<table><tr><th>run</th><th>name</th><th>status</th><th>last event</th></tr>{rows}</table>"
+                '<!doctype html><meta http-equiv="refresh" content="5"><title>lightning-kernel</title>'
+                "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>last event</th></tr>"
+                f"{rows}</table>"
             )
 
         async def on_error(request: Request, exc: Exception) -> Response:
-            if isinstance(exc, RunNotFound):
+            if isinstance(exc, ParameterError):
+                return error(400, str(exc), parameter=exc.name)
+            if isinstance(exc, RunNotFound | ComponentNotFound):
                 return error(404, str(exc))
+            if isinstance(exc, ServiceUnreachable):
+                return error(503, str(exc))
+            if isinstance(exc, BodyTooLarge):
+                return error(413, f"{exc} (serve --max-body); nothing was stored")
+            if isinstance(exc, ServerStopping):
+                return error(503, f"{exc}; nothing was stored")
             if isinstance(exc, KernelError):
                 return error(400, str(exc))
-            if isinstance(exc, ValueError):
-                return error(400, f"bad parameter: {exc}")
             raise exc
 
+        guard = Middleware(
+            Guard,
+            token=self.token,
+            host=self.host,
+            port=lambda: self.port,
+            max_body=self.max_body,
+            stopping=self.stopping,
+        )
         return Starlette(
             routes=[
                 Route("/api/runs", list_runs, methods=["GET"]),
@@ -249,27 +311,102 @@ class Server:
                 Route("/api/runs/{run}/stop", stop_run, methods=["POST"]),
                 Route("/view", view),
             ],
-            exception_handlers={KernelError: on_error, ValueError: on_error},
+            middleware=[guard],
+            exception_handlers={KernelError: on_error, BodyTooLarge: on_error, ServerStopping: on_error},
         )
 
 
-def serve(config: Config, host: str, port: int) -> None:
+def event_json(e: Any) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "id": e.id,
+        "type": e.type,
+        "version": e.version,
+        "ts": e.ts,
+        "source": e.source,
+        "body": e.body,
+    }
+
+
+class Query:
+    """A request's query parameters, each checked: a bad one is a ``ParameterError`` naming it."""
+
+    def __init__(self, request: Any) -> None:
+        self.params = request.query_params
+
+    def integer(self, name: str, default: int | None, low: int, high: int) -> Any:
+        raw = self.params.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ParameterError(name, f"query parameter {name}={raw!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ParameterError(name, f"query parameter {name}={value} is out of range: {low} to {high}")
+        return value
+
+    def seconds(self, name: str) -> float:
+        raw = self.params.get(name)
+        if raw is None:
+            return 0.0
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 <= value <= MAX_WAIT_S):
+            raise ParameterError(
+                name, f"query parameter {name}={raw!r} must be a number of seconds from 0 to {MAX_WAIT_S:g}"
+            )
+        return value
+
+
+def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> None:
     import uvicorn
 
+    class Uvicorn(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = self.servers[0].sockets[0].getsockname()
+                server.port = int(bound[1])
+                server.announce()
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            server.stopping.set()  # long polls answer now, so the grace below is for the rest
+            await super().shutdown(sockets)
+
+    server = Server(config, host, port, max_body)
+
     async def main() -> None:
-        server = Server(config, host)
-        await server.start()
-        uv = uvicorn.Server(
-            uvicorn.Config(server.app(), host=host, port=port, log_level="warning", lifespan="off")
+        uv = Uvicorn(
+            uvicorn.Config(
+                server.app(),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=GRACE_S,  # type: ignore[arg-type]  # uvicorn types it int; floats work
+            )
         )
         loop = asyncio.get_running_loop()
-        # uvicorn catches the signal while serving and raises it again once it returns: this handler
-        # takes that second one, so the runs are interrupted cleanly below instead of the process dying.
+        main_task = asyncio.current_task()
+
+        def on_signal() -> None:
+            # While serving, uvicorn takes the signal itself (and raises it again once it returns:
+            # this handler takes that one). Before, the kernel's start is cut short.
+            uv.should_exit = True
+            if not uv.started and main_task is not None:
+                main_task.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: setattr(uv, "should_exit", True))
-        print(f"lightning-kernel serving on http://{host}:{port} (API /api, runs /view)", flush=True)
+            loop.add_signal_handler(sig, on_signal)
         try:
+            await server.start()
             await uv.serve()
+        except asyncio.CancelledError:
+            if not uv.should_exit:
+                raise
         finally:
             await server.stop()
 

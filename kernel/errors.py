@@ -56,10 +56,9 @@ class ParameterError(ConfigError):
 class NotAuthorized(ConfigError):
     """A ``serve`` that refused a request for want of its token (HTTP 401)."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, message: str) -> None:
         self.url = url
-        self.reason = reason
-        super().__init__(f"the kernel at {url} refused the request: {reason}")
+        super().__init__(message)
 
 
 class StreamMismatch(ConfigError):

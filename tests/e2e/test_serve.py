@@ -104,8 +104,14 @@ def test_many_runs_at_once_and_stop_through_the_api(lk, server):
         time.sleep(0.2)
     else:
         raise AssertionError(f"two runs did not start: {runs}")
+    token = (lk.dir / "data" / "server.token").read_text()
     for r in runs:
-        req = urllib.request.Request(f"{url}/api/runs/{r['id']}/stop", data=b"", method="POST")
+        req = urllib.request.Request(f"{url}/api/runs/{r['id']}/stop", data=b"{}", method="POST")
+        req.add_header("Content-Type", "application/json")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        assert refused.value.code == 401  # a change needs the token, also on loopback
+        req.add_header("Authorization", f"Bearer {token}")
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 202
     for f in followers:
@@ -114,16 +120,17 @@ def test_many_runs_at_once_and_stop_through_the_api(lk, server):
     assert {r["status"] for r in get(f"{url}/api/runs")} == {"stopped"}
 
 
-def test_changes_need_the_token_beyond_loopback(tmp_path):
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_changes_need_the_token_on_any_address(tmp_path, host):
     from lightning_kernel._config import Config
     from lightning_kernel._server import Server
     from starlette.testclient import TestClient
 
-    server = Server(Config.from_env(data_dir=str(tmp_path)), "0.0.0.0")
-    client = TestClient(server.app())
+    server = Server(Config.from_env(data_dir=str(tmp_path)), host, port=7501)
+    client = TestClient(server.app(), base_url="http://127.0.0.1:7501")
     assert client.post("/api/runs", content=b"x").status_code == 401
     assert client.post("/api/runs/r1/stop").status_code == 401
-    assert Server(Config.from_env(data_dir=str(tmp_path)), "127.0.0.1").require_token is False
+    assert server.require_token is (host == "0.0.0.0")  # reads too, beyond loopback
 
 
 def test_serve_resumes_its_runs_after_a_restart(lk):
