@@ -99,7 +99,7 @@ class LoggerConnector:
                 scalars.setdefault("epoch", trainer.current_epoch)
                 step = trainer.fit_loop.batches_that_stepped
         for logger in trainer.loggers:
-            logger.log_metrics(scalars, step)
+            logger.log_metrics(metrics=scalars, step=step)  # by keyword, as PL calls it
             logger.save()
 
     def update_train_epoch_metrics(self) -> None:

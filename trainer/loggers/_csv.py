@@ -43,8 +43,10 @@ class ExperimentWriter:
         self._metrics_file = os.path.join(self._dir, self.NAME_METRICS_FILE)
 
     def log_hparams(self, params: dict[str, Any]) -> None:
+        # written now, as PL does: tools read hparams.yaml while the run goes on
         self.hparams.update(params)
-        self._hparams_dirty = True
+        save_hparams_to_yaml(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE), self.hparams)
+        self._hparams_dirty = False
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         if step is None:

@@ -143,6 +143,10 @@ class TensorBoardLogger(Logger):
         (``hp_metric = -1`` by default) as the values the tab compares."""
         converted = convert_params(params)
         self.hparams.update(converted)
+        # hparams.yaml now (with its folder), so that it is there while the run goes on, as the CSV one is
+        fs, inner = filesystem(self.log_dir)
+        fs.makedirs(inner, exist_ok=True)
+        save_hparams_to_yaml(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE), self.hparams)
         flat = _sanitize_params(flatten_dict(converted))
         if metrics is None:
             metrics = {"hp_metric": -1} if self._default_hp_metric else None
@@ -202,7 +206,7 @@ class TensorBoardLogger(Logger):
             self._experiment.flush()
         fs, log_dir = filesystem(self.log_dir)
         hparams_file = os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)
-        # written once, when the version folder exists: TensorBoard keeps its own copy in the events
+        # written when the version folder exists and log_hyperparams has not written it
         if fs.isdir(log_dir) and not fs.isfile(os.path.join(log_dir, self.NAME_HPARAMS_FILE)):
             save_hparams_to_yaml(hparams_file, self.hparams)
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from helpers import BoringModel, quiet_trainer
 from lightning_kernel.trainer.loggers import CSVLogger
 
 
@@ -64,6 +65,31 @@ def test_hparams_yaml_skips_values_yaml_cannot_hold(tmp_path: Path) -> None:
         logger.save()
     with open(os.path.join(logger.log_dir, "hparams.yaml")) as f:
         assert yaml.safe_load(f) == {"lr": 0.1, "layers": [32, 64]}
+
+
+def test_hparams_yaml_is_written_when_hyperparameters_are_logged(tmp_path: Path) -> None:
+    logger = CSVLogger(tmp_path)
+    logger.log_hyperparams({"lr": 0.1})
+    path = os.path.join(logger.log_dir, "hparams.yaml")
+    with open(path) as f:  # no save() yet: PL writes the file in log_hyperparams
+        assert yaml.safe_load(f) == {"lr": 0.1}
+    logger.log_hyperparams({"batch_size": 4})
+    with open(path) as f:
+        assert yaml.safe_load(f) == {"lr": 0.1, "batch_size": 4}
+
+
+def test_trainer_calls_log_metrics_by_keyword(tmp_path: Path) -> None:
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    class KeywordOnly(CSVLogger):
+        def log_metrics(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+            calls.append((args, kwargs))
+
+    trainer = quiet_trainer(
+        tmp_path, logger=KeywordOnly(tmp_path), limit_train_batches=2, log_every_n_steps=1
+    )
+    trainer.fit(BoringModel())
+    assert calls and all(not args and set(kwargs) == {"metrics", "step"} for args, kwargs in calls)
 
 
 def test_finalize_without_logging_leaves_no_folder(tmp_path: Path) -> None:
