@@ -8,12 +8,15 @@ dataset stops the search (a bigger one would change nothing), and so does ``max_
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ._attr import lightning_getattr, lightning_setattr
 from ._trials import free_memory, is_oom_error
+
+log = logging.getLogger("lightning_kernel.trainer.tuner.batch_size_scaling")
 
 
 class BatchSizeSearch:
@@ -48,15 +51,13 @@ class BatchSizeSearch:
         new_size = value if value is not None else int(current * factor)
         length = self.dataset_length()
         if length is not None and current >= length and new_size >= current:
-            print(f"The batch size {current} is greater or equal than the length of your dataset.")
+            log.info(f"The batch size {current} is greater or equal than the length of your dataset.")
             return current, False
         if self.max_val is not None and new_size > self.max_val:
-            if current >= self.max_val:
-                return current, False
             new_size = self.max_val
         new_size = max(1, new_size)
         if desc:
-            print(f"Batch size {current} {desc}, trying batch size {new_size}")
+            log.info(f"Batch size {current} {desc}, trying batch size {new_size}")
         lightning_setattr(self.model, self.batch_arg_name, new_size, self.datamodule)
         return new_size, new_size != current
 
@@ -75,11 +76,22 @@ class BatchSizeSearch:
         self.trials.append((size, True))
         return True
 
+    def _at_limit(self) -> bool:
+        if self.max_val is not None and self.size >= self.max_val:
+            log.info(f"Reached the maximum batch size limit of {self.max_val}. Stopping search.")
+            return True
+        return False
+
     def power(self, max_trials: int) -> int:
+        """Double after each trial that fits, ``max_trials`` trials at most; halve once after a failure."""
         new_size = self.size
         any_success = False
-        for _ in range(max_trials):
+        for trial in range(max_trials):
+            if self._at_limit():
+                break
             if self._try():
+                if trial + 1 >= max_trials:
+                    break  # the last trial fitted: keep its size, untried doublings prove nothing
                 new_size, changed = self.adjust(factor=2.0, desc="succeeded")
                 if not changed:
                     break
@@ -88,16 +100,17 @@ class BatchSizeSearch:
                 new_size, _ = self.adjust(factor=0.5, desc="failed")
                 if any_success:
                     break
-        return new_size
+        return self.size
 
     def binsearch(self, max_trials: int, margin: float) -> int:
+        """Double until a trial fails, then bisect; ``margin`` off the result (5% by default)."""
         low, high = 1, None
         new_size = self.size
         count = 0
-        while True:
+        while not self._at_limit():
             if self._try():
                 count += 1
-                if count > max_trials:
+                if count >= max_trials:
                     break
                 low = new_size
                 if high is not None:
@@ -113,9 +126,11 @@ class BatchSizeSearch:
                 new_size, _ = self.adjust(value=(high + low) // 2, desc="failed")
                 if high - low <= 1:
                     break
-        if margin > 0 and new_size > 1:
+        new_size = self.size
+        if margin > 0:
             reduced = max(1, int(new_size * (1 - margin)))
             if reduced != new_size:
+                log.info(f"Applying margin of {margin:.1%}, reducing batch size from {new_size} to {reduced}")
                 lightning_setattr(self.model, self.batch_arg_name, reduced, self.datamodule)
                 new_size = reduced
         return new_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -10,6 +11,8 @@ from ._attr import TunerAttributeError, lightning_hasattr, lightning_setattr
 from ._batch_size import BatchSizeSearch, validate_search_args
 from ._lr_finder import _LRCallback, _LRFinder, determine_lr_attr_name
 from ._trials import check_single_process, free_memory, restored_module, trial_trainer
+
+log = logging.getLogger("lightning_kernel.trainer.tuner.tuning")
 
 _METHODS = ("fit", "validate", "test", "predict")
 _LOADER_HOOKS = {
@@ -88,7 +91,7 @@ class Tuner:
         max_trials: int = 25,
         batch_arg_name: str = "batch_size",
         margin: float = 0.05,
-        max_val: int | None = None,
+        max_val: int = 8192,
     ) -> int | None:
         """Find the largest batch size that fits in memory and set it on the module (or datamodule).
 
@@ -152,8 +155,10 @@ class Tuner:
             search.adjust(value=init_val)
             new_size = search.power(max_trials) if mode == "power" else search.binsearch(max_trials, margin)
         free_memory()
-        print(f"Finished batch size finder, will continue with full run using batch size {new_size}")
+        log.info(f"Finished batch size finder, will continue with full run using batch size {new_size}")
         self.last_batch_size_trials = search.trials
+        if method == "fit":
+            _attach_train_loader(trainer, model, datamodule, val_dataloaders)
         return new_size
 
     def lr_find(
@@ -204,10 +209,21 @@ class Tuner:
                 del model.configure_optimizers
         finder.results = {"lr": list(callback.lrs), "loss": list(callback.losses)}
         if len(callback.losses) < num_training:
-            print(f"LR finder stopped early after {len(callback.losses)} steps due to diverging loss.")
+            log.info(f"LR finder stopped early after {len(callback.losses)} steps due to diverging loss.")
         if update_attr:
             lr = finder.suggestion()
             if lr is not None:
                 lightning_setattr(model, attr_name, lr, datamodule)
-                print(f"Learning rate set to {lr}")
+                log.info(f"Learning rate set to {lr}")
         return finder
+
+
+def _attach_train_loader(trainer: Any, model: Any, datamodule: Any, val_dataloaders: Any) -> None:
+    """Leave ``trainer.train_dataloader`` built at the size found, as PL's finder leaves it."""
+    previous = trainer._module
+    trainer._module = model
+    try:
+        trainer._data.attach(datamodule, val=val_dataloaders)
+        trainer.fit_loop.setup_data(force=True)
+    except Exception:  # a datamodule that needs setup() first: the fit that follows builds it
+        trainer._module = previous

@@ -97,7 +97,23 @@ def test_scale_batch_size_on_a_datamodule(tmp_path: Path) -> None:
     found = Tuner(quiet_trainer(tmp_path)).scale_batch_size(
         BoringModel(), datamodule=datamodule, max_trials=3, steps_per_trial=1
     )
-    assert found == 16 and datamodule.batch_size == 16
+    assert found == 8 and datamodule.batch_size == 8
+
+
+def test_scale_batch_size_leaves_the_train_loader_at_the_size_found(tmp_path: Path) -> None:
+    trainer = quiet_trainer(tmp_path)
+    model = BoringModel(batches=64, batch_size=2)
+    found = Tuner(trainer).scale_batch_size(model, max_trials=2, steps_per_trial=1)
+    assert found == 4
+    assert trainer.train_dataloader is not None and trainer.train_dataloader.batch_size == 4
+
+
+def test_binsearch_takes_five_percent_off_by_default(tmp_path: Path) -> None:
+    model = BoringModel(batches=64, batch_size=2)
+    found = Tuner(quiet_trainer(tmp_path)).scale_batch_size(
+        model, mode="binsearch", init_val=40, max_trials=1, steps_per_trial=1
+    )
+    assert found == 38 and model.batch_size == 38
 
 
 def test_scale_batch_size_refuses_dataloaders_passed_directly(tmp_path: Path) -> None:

@@ -47,7 +47,9 @@ def test_power_doubles_until_oom_then_halves() -> None:
 
 def test_power_stops_at_max_trials_and_dataset_length() -> None:
     _, search = _search(limit=10**9)
-    assert search.power(max_trials=3) == 16
+    # three trials (2, 4, 8) and no doubling after the last: an untried size proves nothing (PL's count)
+    assert search.power(max_trials=3) == 8
+    assert [size for size, _ in search.trials] == [2, 4, 8]
     _, bounded = _search(limit=10**9, length=20)
     assert bounded.power(max_trials=25) == 32
     assert bounded.trials[-1] == (32, True)
