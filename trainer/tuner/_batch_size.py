@@ -84,7 +84,6 @@ class BatchSizeSearch:
 
     def power(self, max_trials: int) -> int:
         """Double after each trial that fits, ``max_trials`` trials at most; halve once after a failure."""
-        new_size = self.size
         any_success = False
         for trial in range(max_trials):
             if self._at_limit():
@@ -92,12 +91,12 @@ class BatchSizeSearch:
             if self._try():
                 if trial + 1 >= max_trials:
                     break  # the last trial fitted: keep its size, untried doublings prove nothing
-                new_size, changed = self.adjust(factor=2.0, desc="succeeded")
+                _, changed = self.adjust(factor=2.0, desc="succeeded")
                 if not changed:
                     break
                 any_success = True
             else:
-                new_size, _ = self.adjust(factor=0.5, desc="failed")
+                self.adjust(factor=0.5, desc="failed")
                 if any_success:
                     break
         return self.size
