@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import queue
+import re
 import select
 import shutil
 import signal
@@ -445,6 +446,46 @@ def test_bad_query_parameters_are_a_400_naming_them(served) -> None:
     nope = s.request("GET", f"/api/runs/{run_id}/logs?component=root.nope")
     assert nope.status == 404 and "its components are: root" in nope.json()["error"]
     assert s.request("GET", f"/api/runs/{run_id}/events?wait=0.5&after=0&limit=2").status == 200
+
+
+def _context_switches(pid: int) -> int:
+    """Every context switch of every thread of ``pid`` so far: a count of work done, not of time."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+        except OSError:  # a thread that just ended
+            continue
+        total += sum(int(n) for n in re.findall(r"ctxt_switches:\s+(\d+)", status))
+    return total
+
+
+def _switches_in(pid: int, seconds: float) -> int:
+    start = _context_switches(pid)
+    time.sleep(seconds)  # a window to count in, not a wait for something to happen
+    return _context_switches(pid) - start
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads' work in /proc")
+def test_a_long_poll_ends_when_its_client_leaves(served) -> None:
+    s = served()
+    run_id = s.run_app(QUICK, "quick.py")
+    clients = []
+    for _ in range(50):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        c.sendall(
+            f"GET /api/runs/{run_id}/logs?after={10**12}&wait=60 HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n\r\n".encode()
+        )
+        clients.append(c)
+    assert s.request("GET", "/api/runs").status == 200  # the polls are in: a later request was answered
+    busy = _switches_in(s.proc.pid, 1.0)  # fifty polls look for new lines, each a few times a second
+    for c in clients:
+        c.close()
+    deadline = time.monotonic() + 30  # well before the polls' own 60 s are up
+    quiet = busy
+    while time.monotonic() < deadline and quiet * 10 >= busy:
+        quiet = _switches_in(s.proc.pid, 1.0)
+    assert quiet * 10 < busy, f"the polls kept going after their clients left: {quiet} vs {busy} switches/s"
 
 
 # -- stopping ----------------------------------------------------------------------------------------
