@@ -1,53 +1,39 @@
-"""What an executor is: it starts, stops and watches the worker of a Work, and nothing more.
+"""What an executor is: it starts, stops, watches and re-attaches the worker of a Work, nothing more.
 
-The worker runtime (state, status, logs, Paths, interruption) is shared by every executor and lives
-in the kernel (``python -m lightning_kernel._worker``, or ``lightning_kernel._worker.main(spec)``).
+The worker runtime (state, status, logs, Paths, interruption, the lease on its kernel) is shared by
+every executor and lives in the kernel (``python -m lightning_kernel._worker``, or
+``lightning_kernel._worker.main(spec)``). An executor gets its settings from the
+``[executors.<name>]`` table of ``lightning-kernel.toml`` through ``lk_executors(config)``.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from lightning_kernel._worker import WorkerSpec
-
-
-@dataclass(frozen=True)
-class WorkerExit:
-    """How a worker ended: ``code`` (0 is a clean exit), or ``signal`` when a signal killed it."""
-
-    code: int | None
-    signal: int | None = None
-
-    @property
-    def clean(self) -> bool:
-        return self.code == 0
-
-    def describe(self) -> str:
-        if self.signal is not None:
-            import signal as _signal
-
-            try:
-                name = _signal.Signals(self.signal).name
-            except ValueError:
-                name = str(self.signal)
-            return f"the worker process was killed by {name}"
-        return f"the worker process exited with code {self.code}"
+from ._spec import WorkerExit, WorkerSpec
 
 
 class WorkerHandle(abc.ABC):
-    """One running worker."""
+    """One worker that an executor started (or re-attached)."""
 
     work: str
 
+    @property
+    @abc.abstractmethod
+    def ref(self) -> dict[str, Any]:
+        """The worker's identity as JSON: recorded in ``work.worker_started``, and all that
+        ``Executor.attach`` gets in a kernel that restarted (a pid and its start time, a host and a
+        remote pid, a Ray actor id...)."""
+
     @abc.abstractmethod
     async def wait(self) -> WorkerExit:
-        """Return once the worker has ended."""
+        """Return once the worker has ended, with how it ended (``WorkerExit.cause``)."""
 
     @abc.abstractmethod
     async def terminate(self, grace: float = 5.0) -> None:
-        """Ask the worker to stop (it records why and persists its Paths); kill it after ``grace`` s."""
+        """Ask the worker to stop (it records why and persists its Paths); kill it after ``grace`` s.
+        Returns once it has ended."""
 
     @property
     @abc.abstractmethod
@@ -64,7 +50,18 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, spec: WorkerSpec) -> WorkerHandle:
-        """Start a worker for ``spec`` and return its handle once it is launched (not once it is ready)."""
+        """Start a worker for ``spec`` and return its handle once it is launched (not once it is ready).
+
+        Runs as a task of its own: a slow start blocks neither the flow nor other Works. Raising fails
+        the Work's pending calls with the exception's message."""
+
+    async def attach(self, ref: dict[str, Any]) -> WorkerHandle | None:
+        """The handle of the worker that ``ref`` names if it is still alive, else None.
+
+        A restarted kernel calls this for each worker the log says was running; a worker that is
+        re-attached carries on, one that is not is fenced (its attempt superseded) before a new one
+        starts. The default re-attaches nothing."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what ``prepare`` took. Workers are terminated by the kernel before this."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._nats_import import import_nats
@@ -21,16 +24,28 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    StorageType,
+    StreamConfig,
+)
 
 from . import _json
-from ._events import EVENT_STREAM, LOG_STREAM, Event, decode_record, encode
+from ._events import EVENT_STREAM, LOG_STREAM, Event, encode, read_record
 from ._nats_import import enable_websockets
 from ._publish import Publisher
 from ._pull import BatchPuller
 from ._rawclient import RawClient
 from ._records import EventRecord
 from .errors import ServiceUnreachable
+
+LEASE_BUCKET = "lk_leases"
+STREAM_ID = "lk_stream_id"
+"""The stream metadata key holding a stream's identity: a database records one stream, and knows
+it again by this id (a stream made anew after its store was removed has another)."""
 
 RecordHandler = Callable[[EventRecord], Awaitable[None] | None]
 
@@ -43,20 +58,94 @@ def _mask(url: str) -> str:
 
 
 async def _probe(url: str) -> None:
-    """Fail at once, naming the URL, when nothing listens there (nats-py would retry for ever)."""
+    """Fail within seconds, naming the URL, when nothing listens there or what listens does not speak
+    NATS (nats-py would retry for ever, or wait on an HTTP server's silence)."""
     from urllib.parse import urlsplit
 
+    last: BaseException | str = ""
     for one in url.split(","):
         parts = urlsplit(one.strip() if "://" in one else f"nats://{one.strip()}")
+        if parts.scheme in ("ws", "wss"):
+            return  # a websocket endpoint answers HTTP first; nats-py speaks to it
+        if parts.scheme not in ("nats", "tls", ""):
+            raise ServiceUnreachable(
+                "NATS",
+                _mask(url),
+                f"{parts.scheme}:// is not a NATS URL; use nats://host:4222 (or tls://, ws://)",
+            )
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), 3)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port or 4222), 3
+            )
         except (OSError, asyncio.TimeoutError) as exc:
             last = exc
             continue
-        writer.close()
-        return
-    reason = str(last) or type(last).__name__
+        try:
+            first = await asyncio.wait_for(reader.readline(), 3)
+        except (OSError, asyncio.TimeoutError, ValueError):
+            first = b""
+        finally:
+            writer.close()
+        if first.startswith(b"INFO "):
+            return
+        said = first[:60].decode("latin-1").strip()
+        last = f"the server there does not speak NATS ({f'it said {said!r}' if said else 'it said nothing in 3 s'})"
+    reason = last if isinstance(last, str) else (str(last) or type(last).__name__)
     raise ServiceUnreachable("NATS", _mask(url), f"{reason}; is nats-server running there?")
+
+
+class _ConnectionState:
+    """What nats-py's callbacks say about the connection, for the kernel's watch."""
+
+    def __init__(self) -> None:
+        self.lost_at: float | None = None
+        self.reason = ""
+        self.changed = asyncio.Event()
+
+    async def on_error(self, exc: Exception) -> None:
+        self.reason = str(exc) or type(exc).__name__
+
+    async def on_disconnected(self) -> None:
+        if self.lost_at is None:
+            self.lost_at = time.monotonic()
+            self.changed.set()
+
+    async def on_reconnected(self) -> None:
+        self.lost_at = None
+        self.reason = ""
+        self.changed.set()
+
+    async def on_closed(self) -> None:
+        if self.lost_at is None:
+            self.lost_at = time.monotonic()
+        self.reason = self.reason or "the connection was closed"
+        self.changed.set()
+
+
+class KeyExists(Exception):
+    """``kv_create`` of a key that holds a value; ``.value`` and ``.revision`` are what it holds."""
+
+    def __init__(self, value: bytes, revision: int) -> None:
+        self.value = value
+        self.revision = revision
+        super().__init__(f"key exists at revision {revision}")
+
+
+class WrongRevision(Exception):
+    """``kv_update`` whose expected revision is no longer the key's: someone else wrote it."""
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What the kernel needs to know of a stream: its identity and its range of sequences."""
+
+    name: str
+    id: str
+    first_seq: int
+    last_seq: int
+    messages: int
+    created: bool
+    """True when this connection created the stream just now."""
 
 
 class Bus:
@@ -67,55 +156,199 @@ class Bus:
         self.js = nc.jetstream()
         self.url = url
         self._publisher: asyncio.Future[Publisher] | None = None
+        self._kv: Any = None
+        self._kv_ttl = 0.0
+        self._state = _ConnectionState()
 
     @classmethod
     async def connect(cls, url: str, token: str | None = None, name: str = "lightning-kernel") -> Bus:
-        async def quiet(_: Exception) -> None:
-            return None
-
         await _probe(url)
         enable_websockets(url)
+        state = _ConnectionState()
         try:
             nc = RawClient()
-            await nc.connect(
-                url,
-                token=token,
-                name=name,
-                connect_timeout=3,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.2,  # type: ignore[arg-type]  # annotated int, read as seconds
-                allow_reconnect=True,
-                error_cb=quiet,
-                pending_size=64 * 1024 * 1024,
+            await asyncio.wait_for(
+                nc.connect(
+                    url,
+                    token=token,
+                    name=name,
+                    connect_timeout=3,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.2,  # type: ignore[arg-type]  # annotated int, read as seconds
+                    allow_reconnect=True,
+                    error_cb=state.on_error,
+                    disconnected_cb=state.on_disconnected,
+                    reconnected_cb=state.on_reconnected,
+                    closed_cb=state.on_closed,
+                    pending_size=64 * 1024 * 1024,
+                ),
+                5,
             )
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
+            if "authorization" in reason.lower():
+                reason += " (a token is needed: --nats-token / LK_NATS_TOKEN)"
             raise ServiceUnreachable("NATS", _mask(url), f"{reason}; is nats-server running there?") from None
-        return cls(nc, url)
+        bus = cls(nc, url)
+        bus._state = state
+        return bus
 
-    async def ensure_streams(self) -> None:
+    # -- the connection's health --------------------------------------------------------------------
+
+    @property
+    def shown_url(self) -> str:
+        return _mask(self.url)
+
+    @property
+    def lost_at(self) -> float | None:
+        """``time.monotonic()`` when the connection was lost, None while it is up."""
+        return self._state.lost_at
+
+    @property
+    def lost_reason(self) -> str:
+        return self._state.reason
+
+    async def connection_changed(self) -> None:
+        """Return at the next loss or recovery of the connection."""
+        await self._state.changed.wait()
+        self._state.changed.clear()
+
+    async def reconnected(self) -> None:
+        while self._state.lost_at is not None:
+            await self.connection_changed()
+
+    async def ensure_streams(self) -> dict[str, StreamState]:
+        """Create the event and log streams unless they exist; each gets an identity (``STREAM_ID``)
+        at creation, and an older stream without one is given one."""
+        out: dict[str, StreamState] = {}
         for name, subjects in ((EVENT_STREAM, ["lk.>"]), (LOG_STREAM, ["lklog.>"])):
-            config = StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE)
+            out[name] = await self._ensure_stream(name, subjects)
+        return out
+
+    async def _ensure_stream(
+        self, name: str, subjects: list[str], first_seq: int | None = None
+    ) -> StreamState:
+        created = False
+        try:
+            info = await self.js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            info = None
+        except nats.errors.NoRespondersError:
+            raise ServiceUnreachable(
+                "NATS JetStream",
+                _mask(self.url),
+                "JetStream is not enabled on that server (start it with -js)",
+            ) from None
+        if info is None:
+            config = StreamConfig(
+                name=name,
+                subjects=subjects,
+                storage=StorageType.FILE,
+                metadata={STREAM_ID: secrets.token_hex(8)},
+                first_seq=first_seq,
+            )
             try:
-                await self.js.add_stream(config)
-            except nats.js.errors.BadRequestError:
-                await self.js.update_stream(config)
-            except nats.errors.NoRespondersError:
-                raise ServiceUnreachable(
-                    "NATS JetStream",
-                    _mask(self.url),
-                    "JetStream is not enabled on that server (start it with -js)",
-                ) from None
+                info = await self.js.add_stream(config)
+                created = True
+            except nats.js.errors.BadRequestError:  # created by another kernel meanwhile
+                info = await self.js.stream_info(name)
+        elif not (info.config.metadata or {}).get(STREAM_ID):
+            config = info.config
+            config.metadata = {**(config.metadata or {}), STREAM_ID: secrets.token_hex(8)}
+            info = await self.js.update_stream(config)
+        return StreamState(
+            name=name,
+            id=(info.config.metadata or {}).get(STREAM_ID, ""),
+            first_seq=int(info.state.first_seq or 0),
+            last_seq=int(info.state.last_seq or 0),
+            messages=int(info.state.messages or 0),
+            created=created,
+        )
+
+    async def stream_state(self, name: str) -> StreamState:
+        info = await self.js.stream_info(name)
+        return StreamState(
+            name=name,
+            id=(info.config.metadata or {}).get(STREAM_ID, ""),
+            first_seq=int(info.state.first_seq or 0),
+            last_seq=int(info.state.last_seq or 0),
+            messages=int(info.state.messages or 0),
+            created=False,
+        )
+
+    async def recreate_stream(self, name: str, first_seq: int) -> StreamState:
+        """Delete stream ``name`` and make it anew, numbering from ``first_seq`` (``db adopt-stream``)."""
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self.js.delete_stream(name)
+        subjects = ["lk.>"] if name == EVENT_STREAM else ["lklog.>"]
+        return await self._ensure_stream(name, subjects, first_seq=first_seq)
+
+    # -- key-value: leases ---------------------------------------------------------------------------
+
+    async def lease_bucket(self, ttl: float) -> float:
+        """Make the lease bucket unless it exists; returns its TTL (the first kernel's choice stands)."""
+        if self._kv is None:
+            try:
+                self._kv = await self.js.key_value(LEASE_BUCKET)
+            except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
+                try:
+                    self._kv = await self.js.create_key_value(
+                        KeyValueConfig(bucket=LEASE_BUCKET, ttl=ttl, history=1, storage=StorageType.FILE)
+                    )
+                except nats.js.errors.BadRequestError:
+                    self._kv = await self.js.key_value(LEASE_BUCKET)
+            status = await self._kv.status()
+            self._kv_ttl = float(status.ttl or ttl)
+        return self._kv_ttl
+
+    async def kv_create(self, key: str, value: bytes) -> int:
+        """Write ``key`` unless it holds a value (``KeyExists``); returns the new revision."""
+        assert self._kv is not None, "lease_bucket() first"
+        try:
+            return int(await self._kv.create(key, value))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            entry = await self.kv_get(key)
+            if entry is None:  # expired between the two calls
+                return int(await self._kv.create(key, value))
+            raise KeyExists(*entry) from None
+
+    async def kv_update(self, key: str, value: bytes, last: int) -> int:
+        """Write ``key`` if its revision is still ``last`` (``WrongRevision`` otherwise)."""
+        assert self._kv is not None, "lease_bucket() first"
+        try:
+            return int(await self._kv.update(key, value, last=last))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise WrongRevision(key) from None
+
+    async def kv_get(self, key: str) -> tuple[bytes, int] | None:
+        """``(value, revision)`` of ``key``, None if it has none (never written, deleted or expired)."""
+        if self._kv is None:
+            try:
+                self._kv = await self.js.key_value(LEASE_BUCKET)
+            except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
+                return None
+        try:
+            entry = await self._kv.get(key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        return bytes(entry.value or b""), int(entry.revision or 0)
+
+    async def kv_delete(self, key: str, last: int | None = None) -> None:
+        assert self._kv is not None, "lease_bucket() first"
+        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.NotFoundError):
+            await self._kv.delete(key, last=last)
 
     async def close(self) -> None:
         # flush, not drain: what was published is already acknowledged, and draining a busy ordered
         # consumer can take its whole 30 s timeout.
-        with contextlib.suppress(Exception):
-            await self.nc.flush(timeout=2)
+        if self._state.lost_at is None:
+            with contextlib.suppress(Exception):
+                await self.nc.flush(timeout=2)
         if self._publisher is not None and self._publisher.done() and not self._publisher.exception():
-            await self._publisher.result().close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publisher.result().close(), 2)
         with contextlib.suppress(Exception):
-            await self.nc.close()
+            await asyncio.wait_for(self.nc.close(), 3)
 
     # -- publishing ---------------------------------------------------------------------------------
 
@@ -153,6 +386,10 @@ class Bus:
         info = await self.js.stream_info(EVENT_STREAM)
         return int(info.state.last_seq)
 
+    async def last_log_seq(self) -> int:
+        info = await self.js.stream_info(LOG_STREAM)
+        return int(info.state.last_seq)
+
     # -- consuming ----------------------------------------------------------------------------------
 
     async def listen(self, subject: str, handler: Callable[[dict[str, Any]], None]) -> Any:
@@ -173,7 +410,7 @@ class Bus:
 
         async def on_msg(msg: Msg) -> None:
             seq = msg.metadata.sequence.stream
-            result = handler(decode_record(msg.data, seq))
+            result = handler(read_record(msg.subject, msg.data, seq))
             if result is not None:
                 await result
 

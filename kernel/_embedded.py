@@ -1,4 +1,10 @@
-"""``run app``, ``resume`` and ``stop`` with a kernel embedded in the command's own process."""
+"""``run app``, ``resume`` and ``stop`` with a kernel embedded in the command's own process.
+
+Exit codes: 0 the run succeeded or was stopped, 1 it failed (or the command could not run), 3 a
+fault interrupted it (NATS lost, the database failing, its lease taken: ``resume`` carries on), 130
+and 143 Ctrl-C and SIGTERM interrupted it. SIGTERM always ends the process: a second one, or a clean
+stop that takes more than ``SHUTDOWN_S``, ends it at once.
+"""
 
 from __future__ import annotations
 
@@ -8,64 +14,125 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 
 from ._config import Config
 from ._kernel import Kernel
 from ._loop import RunDriver
-from .errors import KernelError
+from .errors import KernelError, KernelFault
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "stopped": 0}
+EXIT_FAULT = 3
+SHUTDOWN_S = float(os.environ.get("LK_SHUTDOWN_S", "20"))
+"""Seconds a signalled kernel has to stop its Works and record why before it exits regardless."""
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _exit_soon(code: int, seconds: float) -> None:
+    """End the process after ``seconds`` whatever it is doing then (a clean stop that hangs)."""
+
+    def run() -> None:
+        threading.Event().wait(seconds)
+        _say(f"lightning-kernel: still stopping after {seconds:.0f} s; exiting now")
+        os._exit(code)
+
+    threading.Thread(target=run, name="lk-shutdown-watchdog", daemon=True).start()
+
+
 async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]]) -> int:
-    await kernel.start()
+    loop = asyncio.get_running_loop()
+    interrupted: list[str] = []
+    stopping = asyncio.Event()
+
+    def on_signal(name: str) -> None:
+        if interrupted:
+            os._exit(130 if name == "sigint" else 143)  # a second signal: now
+        interrupted.append(name)
+        _exit_soon(130 if name == "sigint" else 143, SHUTDOWN_S)
+        stopping.set()
+
+    for sig, name in ((signal.SIGINT, "sigint"), (signal.SIGTERM, "sigterm")):
+        loop.add_signal_handler(sig, on_signal, name)
     try:
-        driver = await make()
-        loop = asyncio.get_running_loop()
-        interrupted: list[str] = []
-        broken: list[BaseException] = []
-        runner = asyncio.ensure_future(driver.run())
+        return await _host_run(kernel, make, interrupted, stopping)
+    finally:
+        with contextlib.suppress(Exception):
+            await kernel.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
-        def on_ready(task: asyncio.Future[None]) -> None:
-            # The store opens while the flow already runs; if it cannot be opened, stop clearly.
-            if not task.cancelled() and task.exception() is not None:
-                broken.append(task.exception())  # type: ignore[arg-type]
-                runner.cancel()
 
-        asyncio.ensure_future(kernel.ready()).add_done_callback(on_ready)
-
-        def on_signal(name: str) -> None:
-            if not interrupted:
-                interrupted.append(name)
-                runner.cancel()
-
-        for sig, name in ((signal.SIGINT, "sigint"), (signal.SIGTERM, "sigterm")):
-            loop.add_signal_handler(sig, on_signal, name)
+async def _host_run(
+    kernel: Kernel, make: Callable[[], Awaitable[RunDriver]], interrupted: list[str], stopping: asyncio.Event
+) -> int:
+    starting = asyncio.ensure_future(_start_and_make(kernel, make))
+    signalled = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        return 130 if interrupted[0] == "sigint" else 143
+    signalled.cancel()
+    driver = starting.result()
+    runner = asyncio.ensure_future(driver.run())
+    watched: set[asyncio.Future[object]] = {runner, driver.aborted, asyncio.ensure_future(stopping.wait())}  # type: ignore[arg-type]
+    if kernel._ready is not None:
+        watched.add(kernel._ready)  # type: ignore[arg-type]
+    while True:
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if kernel._ready in done:
+            watched.discard(kernel._ready)
+            exc = kernel._ready.exception() if kernel._ready is not None else None
+            if exc is None:
+                continue
+            runner.cancel()
+            await driver.interrupt("the kernel could not start")
+            raise exc
+        break
+    if runner in done:
         try:
-            status = await runner
-        except asyncio.CancelledError:
-            if broken:
-                await driver.interrupt("the kernel could not start")
-                raise broken[0] from None
-            if not interrupted:
-                raise
-            _say(f"\nstopping run {driver.run_id} ({interrupted[0]}): the Works stop and record why...")
-            await driver.interrupt(interrupted[0])
-            _say(f"run {driver.run_id} interrupted; carry on with `lightning-kernel resume {driver.run_id}`")
-            return 130 if interrupted[0] == "sigint" else 143
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            status = runner.result()
+        except KernelFault as fault:
+            return await _faulted(kernel, driver, fault)
+        await kernel.release(driver.run_id)
         if status == "failed":
             _say(f"run {driver.run_id} failed:\n{driver.failure or driver.state['run']['message']}".rstrip())
         return EXIT_CODES.get(status, 1)
-    finally:
-        await kernel.close()
+    runner.cancel()
+    with contextlib.suppress(BaseException):
+        await runner
+    if driver.aborted.done():
+        return await _faulted(kernel, driver, driver.aborted.result())
+    _say(f"\nstopping run {driver.run_id} ({interrupted[0]}): the Works stop and record why...")
+    await driver.interrupt(interrupted[0])
+    await kernel.release(driver.run_id)
+    _say(f"run {driver.run_id} interrupted; carry on with `lightning-kernel resume {driver.run_id}`")
+    return 130 if interrupted[0] == "sigint" else 143
+
+
+async def _start_and_make(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]]) -> RunDriver:
+    await kernel.start()
+    return await make()
+
+
+async def _faulted(kernel: Kernel, driver: RunDriver, fault: KernelError) -> int:
+    """A service failed under the run: stop its Works, say why where it can still be said, and exit."""
+    _say(f"\nrun {driver.run_id} interrupted: {fault}")
+    nats_up = kernel.bus is not None and kernel.bus.lost_at is None
+    await driver.interrupt(str(fault), publish=nats_up)
+    if not nats_up and kernel.store is not None:
+        # The log cannot take the interruption now; the runs row says it until the log can.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.to_thread(kernel.store.set_run_status, driver.run_id, "interrupted", str(fault)), 5
+            )
+    _say(f"carry on with `lightning-kernel resume {driver.run_id}` once it is fixed")
+    return EXIT_FAULT
 
 
 def run_embedded(config: Config, app_file: str, name: str | None = None) -> int:
@@ -74,8 +141,8 @@ def run_embedded(config: Config, app_file: str, name: str | None = None) -> int:
     kernel = Kernel(config)
 
     async def make() -> RunDriver:
-        app, _ = load_app(app_file)
-        return await kernel.create_run(app, app_file, name)
+        app, module = load_app(app_file)
+        return await kernel.create_run(app, app_file, name, module=module)
 
     return asyncio.run(_host(kernel, make))
 
@@ -84,7 +151,8 @@ def resume_embedded(config: Config, run_id: str) -> int:
     kernel = Kernel(config)
 
     async def make() -> RunDriver:
-        await kernel.ready()
+        # Every event is recorded first: `latest` and the run's status are those of the log's end.
+        await kernel.caught_up()
         assert kernel.store is not None
         info = kernel.store.run(run_id)
         _say(f"resuming run {info.id} ({info.name})")
@@ -93,53 +161,102 @@ def resume_embedded(config: Config, run_id: str) -> int:
     return asyncio.run(_host(kernel, make))
 
 
-def stop_run(config: Config, run_id: str) -> None:
-    """Ask the kernel hosting RUN to stop it; a run no kernel hosts is ended here."""
+def stop_run(config: Config, run_id: str, wait: float = 30.0) -> None:
+    """Ask the kernel that drives RUN to stop it, wherever it is; a run no kernel drives ends here.
+
+    Never starts a second kernel for a run that one drives: the request goes through NATS, and the
+    command waits (up to ``wait`` s) for the run's end. Only for a run nobody drives does it take the
+    run's lease, record the end itself, and let go.
+    """
     from ._bus import Bus
     from ._events import RunEnded, RunStopRequested
+    from ._lease import Holder, Leases, holder_of, new_kernel_id, run_key
     from ._projection import RUN_ENDED
+    from ._recorder import Recorder
+    from ._sql import open_store  # type: ignore[import-not-found,unused-ignore]
 
     async def main() -> None:
-        path = os.path.join(config.data_dir, "kernel.json")
-        live = None
-        if config.nats is None and os.path.exists(path):
-            with open(path) as f:
-                live = json.load(f)
-            with contextlib.suppress(OSError):
-                os.kill(live["pid"], 0)
-                # A kernel is up in this data dir: tell it through its NATS.
-                bus = await Bus.connect(live["nats"], live["token"], name="lightning-kernel-cli")
+        store = open_store(config.db_url, create=False)
+        try:
+            info = store.run(run_id)
+            if info.status in RUN_ENDED:
+                raise KernelError(f"run {info.id} already ended ({info.status})")
+            live = _live_kernel(config)
+            nats = config.nats or (live["nats"] if live else None)
+            if nats is None:
+                # No kernel up in this data dir and no --nats: nobody drives the run; end it here.
+                kernel = Kernel(config)
+                await kernel.start()
                 try:
-                    from ._sql import open_store  # type: ignore[import-not-found,unused-ignore]
+                    await kernel.caught_up()
+                    assert kernel.bus is not None and kernel.recorder is not None
+                    await kernel._take_lease(info.id)
+                    seq = await kernel.bus.publish(
+                        info.id, RunEnded(status="stopped", message="stopped while not running"), "cli"
+                    )
+                    await kernel.recorder.wait_recorded(seq)
+                    await kernel.release(info.id)
+                    _say(f"run {info.id} stopped")
+                finally:
+                    await kernel.close()
+                return
+            token = config.nats_token if config.nats else live["token"] if live else None
+            bus = await Bus.connect(nats, token, name="lightning-kernel-cli")
+            try:
+                holder = await holder_of(bus, run_key(info.id))
+                if holder is not None:
+                    ended = asyncio.Event()
 
-                    info = open_store(config.db_url).run(run_id)
-                    if info.status in RUN_ENDED:
-                        raise KernelError(f"run {info.id} already ended ({info.status})")
+                    def on_event(payload: dict[str, object]) -> None:
+                        if payload.get("type") == RunEnded.TYPE:
+                            ended.set()
+
+                    sub = await bus.listen(f"lk.{info.id}.run", on_event)
                     await bus.publish(
                         info.id, RunStopRequested(reason="stopped by `lightning-kernel stop`"), "cli"
                     )
-                    _say(f"asked the kernel (pid {live['pid']}) to stop run {info.id}")
+                    _say(f"asked {holder.describe()} to stop run {info.id}")
+                    try:
+                        await asyncio.wait_for(ended.wait(), wait)
+                        _say(f"run {info.id} stopped")
+                    except asyncio.TimeoutError:
+                        _say(f"run {info.id} is still stopping after {wait:.0f} s")
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await sub.unsubscribe()
+                    return
+                # Nobody drives it: take its lease (so nobody resumes it meanwhile), end it, record it.
+                leases = Leases(bus, Holder.this_process(new_kernel_id(), config.data_dir), lambda *_: None)
+                await leases.start()
+                await leases.acquire(run_key(info.id), f"run {info.id}")
+                recorder = Recorder(bus, store, leases=leases, where=f"database {config.db_url}")
+                await recorder.start()
+                try:
+                    seq = await bus.publish(
+                        info.id, RunEnded(status="stopped", message="stopped while not running"), "cli"
+                    )
+                    await recorder.wait_recorded(seq)
                 finally:
-                    await bus.close()
-                return
-        kernel = Kernel(config)
-        await kernel.start()
-        try:
-            await kernel.ready()
-            assert kernel.store is not None and kernel.bus is not None and kernel.recorder is not None
-            info = kernel.store.run(run_id)
-            if info.status in RUN_ENDED:
-                raise KernelError(f"run {info.id} already ended ({info.status})")
-            if info.status == "running" and config.nats is not None:
-                await kernel.request_stop(info.id, "stopped by `lightning-kernel stop`")
-                _say(f"asked the kernel hosting run {info.id} to stop it")
-                return
-            seq = await kernel.bus.publish(
-                info.id, RunEnded(status="stopped", message="stopped while not running"), "cli"
-            )
-            await kernel.recorder.wait_recorded(seq)
-            _say(f"run {info.id} stopped")
+                    await recorder.stop()
+                    await leases.close()
+                _say(f"run {info.id} stopped")
+            finally:
+                await bus.close()
         finally:
-            await kernel.close()
+            store.close()
 
     asyncio.run(main())
+
+
+def _live_kernel(config: Config) -> dict[str, str] | None:
+    """The ``kernel.json`` of a kernel up in this data dir (its embedded NATS), None if there is none."""
+    path = os.path.join(config.data_dir, "kernel.json")
+    if config.nats is not None or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            live: dict[str, str] = json.load(f)
+        os.kill(int(live["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return live

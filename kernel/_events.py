@@ -8,11 +8,18 @@ Subjects on the ``LK`` stream (one stream for every run; its sequence is the glo
 
     lk.<run>.run          run.*: created, ended, interrupted, resumed, stop_requested
     lk.<run>.flow         flow.state_changed
-    lk.<run>.cmd.<work>   work.run_requested, work.stop_requested (what a worker consumes)
-    lk.<run>.evt.<work>   work.status_changed, work.state_changed, path.* (what a worker produces)
+    lk.<run>.cmd.<work>   work.run_requested, work.stop_requested, work.persist_requested,
+                          work.worker_started, work.worker_exited (what a worker consumes)
+    lk.<run>.evt.<work>   work.status_changed, work.state_changed, work.record (what a worker produces)
 
 ``<work>`` is the Work's name with dots turned into colons (``root.w_1`` -> ``root:w_1``), since a
 dot separates subject tokens. Printed lines go to the ``LKLOG`` stream, ``lklog.<run>.<component>``.
+
+Workers are numbered attempts. ``work.worker_started``/``work.worker_exited`` record each one's life,
+every event a worker publishes carries its ``attempt``, and the fold ignores the events of an attempt
+that a newer one superseded or that the kernel fenced (``attempt`` 0: the kernel's own, never fenced).
+A payload that cannot be decoded is kept as an ``event.unreadable`` record of its sequence number, so
+it is reported, never skipped and never a stall.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import ClassVar
 
 from . import _json
 from ._records import JSON, EventRecord
-from .errors import EventError
+from .errors import EventError, PayloadTooLarge
 
 EVENT_STREAM = "LK"
 LOG_STREAM = "LKLOG"
@@ -58,7 +65,8 @@ class Event:
 
 @dataclass(frozen=True)
 class RunCreated(Event):
-    """A run began. ``app`` is the artifact ref of the pickled LightningApp."""
+    """A run began. ``app`` is the artifact ref of the pickled LightningApp; ``code`` the ref of the
+    app's folder, from which ``module`` (the app file, at ``entry`` in it) is imported first."""
 
     TYPE: ClassVar[str] = "run.created"
     name: str
@@ -66,6 +74,11 @@ class RunCreated(Event):
     app: str
     components: dict[str, dict[str, JSON]]
     """Every component by name: ``{"kind": "flow"|"work", "vars": {...}, "spec": {...}}``."""
+    code: str = ""
+    module: str = ""
+    entry: str = ""
+    db: str = ""
+    """The id of the database of the kernel that created the run: the one that records it."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,7 @@ class WorkStatusChanged(_WorkEvent):
     stage: str
     reason: str = ""
     message: str = ""
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,7 @@ class WorkStateChanged(_WorkEvent):
     TYPE: ClassVar[str] = "work.state_changed"
     call: str
     changes: dict[str, JSON]
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,44 @@ class WorkRecord(_WorkEvent):
     TYPE: ClassVar[str] = "work.record"
     kind: str
     data: dict[str, JSON] = field(default_factory=dict)
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerStarted(_WorkEvent):
+    """The kernel started (or re-attached) worker number ``attempt`` of a Work through ``executor``;
+    ``ref`` is the executor's JSON identity of it (``WorkerHandle.ref``). A newer attempt supersedes
+    every older one: their events are ignored from now on, and an older worker that sees this stops."""
+
+    TYPE: ClassVar[str] = "work.worker_started"
+    attempt: int
+    executor: str
+    ref: dict[str, JSON] = field(default_factory=dict)
+    attached: bool = False
+    """True when a restarted kernel re-attached a worker that was still alive."""
+
+    def subject(self, run_id: str) -> str:
+        return f"lk.{run_id}.cmd.{work_token(self.work)}"
+
+
+@dataclass(frozen=True)
+class WorkerExited(_WorkEvent):
+    """Worker ``attempt`` of a Work is over: ``cause`` is exited, killed, preempted or lost (fenced by
+    a kernel that could not reach it). Its events are ignored from now on."""
+
+    TYPE: ClassVar[str] = "work.worker_exited"
+    attempt: int
+    cause: str
+    code: int | None = None
+    signal: int | None = None
+    message: str = ""
+
+    def subject(self, run_id: str) -> str:
+        return f"lk.{run_id}.cmd.{work_token(self.work)}"
+
+
+UNREADABLE = "event.unreadable"
+"""The type of the record that stands for a payload nobody could decode (body: subject, error, data)."""
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -226,6 +279,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkStatusChanged,
         WorkStateChanged,
         WorkRecord,
+        WorkerStarted,
+        WorkerExited,
     )
 }
 
@@ -234,13 +289,36 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 """``(type, version) -> body of version + 1``; registered as event types evolve."""
 
 
+ENVELOPE_BYTES = 2048
+"""Room kept for the envelope (id, run, type, timestamps, the call) beside a body's values."""
+
+
+def check_size(where: str, values: dict[str, JSON], limit: int, extra: int = 0) -> None:
+    """Raise ``PayloadTooLarge`` naming the biggest of ``values`` (the attributes of ``where``) when
+    they, as JSON and with ``extra`` bytes more, would not fit in one NATS message of ``limit`` bytes."""
+    if limit <= 0:
+        return
+    size = len(_json.dumps(values)) + extra
+    if size + ENVELOPE_BYTES <= limit:
+        return
+    sizes = {k: len(_json.dumps(v)) for k, v in values.items()}
+    biggest = max(sizes, key=lambda k: sizes[k]) if sizes else ""
+    raise PayloadTooLarge(where, str(biggest), size, limit - ENVELOPE_BYTES)
+
+
 def new_event_id() -> str:
     return os.urandom(12).hex()
 
 
-def encode(event: Event, run_id: str, source: str, event_id: str | None = None) -> tuple[str, str, bytes]:
-    """``(subject, event id, payload)`` for publishing ``event``. A pure function."""
+def encode(
+    event: Event, run_id: str, source: str, event_id: str | None = None, attempt: int = 0
+) -> tuple[str, str, bytes]:
+    """``(subject, event id, payload)`` for publishing ``event``. A pure function. ``attempt`` stamps a
+    worker's events (those with an ``attempt`` field left at 0) with the worker's attempt."""
     eid = event_id or new_event_id()
+    body = event.body()
+    if attempt and body.get("attempt") == 0:
+        body["attempt"] = attempt
     payload = {
         "id": eid,
         "run": run_id,
@@ -248,7 +326,7 @@ def encode(event: Event, run_id: str, source: str, event_id: str | None = None) 
         "v": event.VERSION,
         "ts": time.time(),
         "src": source,
-        "body": event.body(),
+        "body": body,
     }
     try:
         data = _json.dumps_strict(payload)
@@ -261,7 +339,7 @@ def decode_record(data: bytes, seq: int) -> EventRecord:
     """The record of a payload published with ``encode``, at stream sequence ``seq``."""
     try:
         p = _json.loads(data)
-        return EventRecord(
+        record = EventRecord(
             seq=seq,
             id=p["id"],
             run_id=p["run"],
@@ -273,6 +351,51 @@ def decode_record(data: bytes, seq: int) -> EventRecord:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise EventError(f"message at stream sequence {seq} is not a lightning-kernel event: {exc}") from exc
+    shape = (
+        isinstance(record.id, str)
+        and isinstance(record.run_id, str)
+        and isinstance(record.type, str)
+        and isinstance(record.version, int)
+        and isinstance(record.ts, (int, float))
+        and isinstance(record.source, str)
+        and isinstance(record.body, dict)
+    )
+    if not shape:
+        raise EventError(f"message at stream sequence {seq} has an envelope of the wrong types")
+    return record
+
+
+def unreadable_record(subject: str, data: bytes, seq: int, error: str) -> EventRecord:
+    """The record kept for a payload at ``seq`` that is not a lightning-kernel event. Deterministic (no
+    clock), so the recorder and the live loop make the same one; the run is the subject's."""
+    parts = subject.split(".")
+    run_id = parts[1] if len(parts) > 2 and parts[0] == "lk" else ""
+    text = data[:2048].decode("utf-8", errors="replace")
+    body: dict[str, JSON] = {"subject": subject, "error": error, "size": len(data), "data": text}
+    return EventRecord(
+        seq=seq,
+        id=f"unreadable-{seq}",
+        run_id=run_id,
+        type=UNREADABLE,
+        version=1,
+        ts=0.0,
+        source="",
+        body=body,
+    )
+
+
+def read_record(subject: str, data: bytes, seq: int) -> EventRecord:
+    """``decode_record``, or the unreadable record of the payload when it cannot be decoded."""
+    try:
+        record = decode_record(data, seq)
+    except EventError as exc:
+        return unreadable_record(subject, data, seq, str(exc))
+    parts = subject.split(".")
+    if len(parts) > 2 and parts[0] == "lk" and parts[1] != record.run_id:
+        # An event may only speak for the run whose subject it was published on.
+        error = f"event of run {record.run_id!r} published on {subject}"
+        return unreadable_record(subject, data, seq, error)
+    return record
 
 
 def to_event(record: EventRecord) -> Event:

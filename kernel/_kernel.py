@@ -1,8 +1,15 @@
-"""The kernel: NATS, the SQL store, the recorder, the executors, and the runs it hosts.
+"""The kernel: NATS, the SQL store, the recorder, the executors, the leases, and the runs it hosts.
 
 ``lightning-kernel run app`` embeds one for a single run; ``lightning-kernel serve`` keeps one up for
 many. Start-up does its slow parts at once: the embedded nats-server, the schema check and the
-executors' warm-up (the local forkserver) run side by side.
+executors' warm-up (the local forkserver) run side by side; a new run waits only for NATS and for
+the database to be checked against the stream (``StreamMismatch`` before anything runs).
+
+A kernel drives a run only under that run's lease (``_lease``), so two kernels never drive one run;
+it records into its database only under the database's recorder lease. What can fail under it ends
+cleanly: NATS lost (the embedded server killed, an external one gone) or a database that keeps
+refusing to record is a ``KernelFault`` within a few seconds; the runs are interrupted with that cause,
+and ``resume`` carries on once the service is back.
 """
 
 from __future__ import annotations
@@ -11,57 +18,88 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+from lightning_kernel.executors._spec import WorkerSpec
 
 from . import _projection as projection
 from ._app import LightningApp
-from ._bus import Bus
+from ._bus import Bus, StreamState
 from ._config import Config
-from ._events import RunCreated, RunResumed, RunStopRequested, WorkStatusChanged
+from ._events import EVENT_STREAM, RunCreated, RunResumed, RunStopRequested, WorkStatusChanged
+from ._lease import Holder, Leases, holder_of, new_kernel_id, run_key
 from ._loop import RunDriver, resumable
 from ._natsserver import EmbeddedNats
 from ._plugins import Executors, load_executors
 from ._recorder import Recorder
 from ._status import WorkStageStatus
 from ._store import EventStore, load_state
-from ._worker import WorkerSpec
-from .errors import ConfigError, KernelError
+from .errors import ConfigError, KernelError, KernelFault, LeaseHeld
+
+log = logging.getLogger(__name__)
+
+NATS_LOST_AFTER_S = float(os.environ.get("LK_NATS_LOST_AFTER_S", "1.5"))
+"""Seconds without a connection to NATS before the kernel gives up on it (it reconnects meanwhile)."""
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
+def secure_data_dir(path: str) -> None:
+    """The data dir holds the token, the database and the pickled apps: 0700, and what the kernel
+    writes in it from now on 0600 (the process's umask)."""
+    os.umask(0o077)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_uid == os.getuid():
+            os.chmod(path, 0o700)
+
+
 class Kernel:
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.id = new_kernel_id()
         self.nats: EmbeddedNats | None = None
         self.bus: Bus | None = None
         self.store: EventStore | None = None
         self.recorder: Recorder | None = None
+        self.leases: Leases | None = None
         self.executors: Executors = Executors()
         self.artifacts: Any = None
         self.runs: dict[str, RunDriver] = {}
+        self.streams: dict[str, StreamState] = {}
         self._lock_fd: int | None = None
         self.nats_url = ""
         self.nats_token: str | None = None
         self._ready: asyncio.Future[None] | None = None
+        self._store_ready: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.fault: asyncio.Future[KernelFault] | None = None
+        """Set when a service failed under the kernel; every hosted run is interrupted with it."""
+        self._monitor: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- life cycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         cfg = self.config
-        os.makedirs(cfg.data_dir, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self.fault = self._loop.create_future()
+        secure_data_dir(cfg.data_dir)
         if cfg.nats is None:
             self._lock_data_dir()
             nats_task = asyncio.create_task(
                 asyncio.to_thread(EmbeddedNats.start, os.path.join(cfg.data_dir, "nats"))
             )
         store_task = asyncio.create_task(asyncio.to_thread(_open_store, cfg.db_url))
-        self.executors = load_executors()
+        self.executors = load_executors(tables=cfg.executors, data_dir=cfg.data_dir)
         prepare = [asyncio.create_task(ex.prepare()) for ex in self.executors.by_name.values()]
         from lightning_kernel.storage._artifacts import ArtifactStore  # type: ignore[import-not-found,unused-ignore]
 
@@ -71,29 +109,105 @@ class Kernel:
                 self.nats = await nats_task
                 self.nats_url, self.nats_token = self.nats.url, self.nats.token
                 self._write_kernel_file()
+                self._watch_embedded_nats(self.nats)
             else:
                 self.nats_url, self.nats_token = cfg.nats, cfg.nats_token
             self.bus = await Bus.connect(self.nats_url, self.nats_token, name="lightning-kernel")
-            await self.bus.ensure_streams()
+            # Where a database new to these streams starts: before this kernel publishes anything.
+            self.streams = await self.bus.ensure_streams()
+            self.leases = Leases(self.bus, Holder.this_process(self.id, cfg.data_dir), self._lease_lost)
+            await self.leases.start()
         except BaseException:
             store_task.cancel()
+            for task in prepare:
+                task.cancel()
             await self.close()
             raise
-        # A new run needs only NATS: the store, the recorder and the executors' warm-up finish
-        # while the flow takes its first steps (JetStream holds the events until they are recorded).
-        self._ready = asyncio.ensure_future(self._finish_start(store_task, prepare))
+        self._monitor = asyncio.create_task(self._watch_nats(), name="nats-monitor")
+        self._store_ready = asyncio.ensure_future(self._open_recorder(store_task))
+        # A new run needs only NATS and a checked database: the executors' warm-up finishes while the
+        # flow takes its first steps (JetStream holds the events until they are recorded).
+        self._ready = asyncio.ensure_future(self._finish_start(prepare))
 
-    async def _finish_start(self, store_task: Any, prepare: list[Any]) -> None:
+    async def _open_recorder(self, store_task: Any) -> None:
         assert self.bus is not None
         self.store = await store_task
-        self.recorder = Recorder(self.bus, self.store)
+        if self.config.db is None:
+            _private_files(self.config.data_dir, "kernel.db")
+        since = {name: s.last_seq for name, s in self.streams.items()}
+        self.recorder = Recorder(
+            self.bus,
+            self.store,
+            leases=self.leases,
+            since=since,
+            on_fatal=self.raise_fault,
+            where=f"database {_shown(self.config.db_url)} (NATS {self.nats_url})",
+        )
         await self.recorder.start()
+
+    async def _finish_start(self, prepare: list[Any]) -> None:
+        assert self._store_ready is not None
+        await self._store_ready
         await asyncio.gather(*prepare)
 
     async def ready(self) -> None:
-        """Wait until the store and the recorder are up; raises what their start raised."""
+        """Wait until the store, the recorder and the executors are up; raises what their start raised."""
         if self._ready is not None:
             await self._ready
+
+    async def store_ready(self) -> None:
+        """Wait until the database is open, checked against the streams and recorded into."""
+        if self._store_ready is not None:
+            await self._store_ready
+
+    def raise_fault(self, fault: KernelFault) -> None:
+        """Interrupt everything this kernel hosts with ``fault`` (callable from any thread)."""
+
+        def set_it() -> None:
+            if self.fault is not None and not self.fault.done() and not self._closing:
+                log.error("%s", fault)
+                self.fault.set_result(fault)
+                for driver in list(self.runs.values()):
+                    driver.abort(fault)
+
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(set_it)
+
+    def _lease_lost(self, key: str, why: str) -> None:
+        run_id = key.removeprefix("run.")
+        driver = self.runs.get(run_id)
+        if driver is not None:
+            driver.abort(
+                KernelFault(f"this kernel lost its lease on run {run_id} ({why}): it stops driving it")
+            )
+        elif key.startswith("recorder."):
+            self.raise_fault(KernelFault(f"this kernel lost its lease on recording ({why})"))
+
+    def _watch_embedded_nats(self, server: EmbeddedNats) -> None:
+        def wait() -> None:
+            code = server.process.wait()
+            if not self._closing:
+                self.raise_fault(
+                    KernelFault(f"the embedded nats-server exited (code {code}); {server.tail()}")
+                )
+
+        threading.Thread(target=wait, name="nats-server-watch", daemon=True).start()
+
+    async def _watch_nats(self) -> None:
+        assert self.bus is not None
+        bus = self.bus
+        while True:
+            await bus.connection_changed()
+            lost_at = bus.lost_at
+            if lost_at is None:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(bus.reconnected(), NATS_LOST_AFTER_S)
+            if bus.lost_at is not None and not self._closing:
+                self.raise_fault(
+                    KernelFault(f"lost NATS at {bus.shown_url}: {bus.lost_reason or 'disconnected'}")
+                )
+                return
 
     def _lock_data_dir(self) -> None:
         path = os.path.join(self.config.data_dir, "kernel.lock")
@@ -113,20 +227,35 @@ class Kernel:
         path = os.path.join(self.config.data_dir, "kernel.json")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "nats": self.nats_url, "token": self.nats_token}, f)
+            json.dump(
+                {"pid": os.getpid(), "nats": self.nats_url, "token": self.nats_token, "kernel": self.id}, f
+            )
 
     async def close(self) -> None:
+        self._closing = True
         if self._ready is not None:
             with contextlib.suppress(BaseException):
-                await self._ready
+                await asyncio.wait_for(asyncio.shield(self._ready), 10)
         for driver in list(self.runs.values()):
             with contextlib.suppress(Exception):
                 await driver.close()
-        if self.recorder is not None and self.bus is not None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+        faulted = self.fault is not None and self.fault.done()
+        if self.recorder is not None and self.bus is not None and not faulted:
             with contextlib.suppress(Exception):
-                last = await self.bus.last_seq()
+                # Nothing of a run may be left unrecorded when its kernel says it is done: its events
+                # and every line it printed.
+                last = await asyncio.wait_for(self.bus.last_seq(), 5)
                 await self.recorder.wait_recorded(last, timeout=10)
-            await self.recorder.stop()
+                logs = await asyncio.wait_for(self.bus.last_log_seq(), 5)
+                await self.recorder.wait_logs_recorded(logs, timeout=10)
+        if self.recorder is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.recorder.stop(), 5)
+        if self.leases is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.leases.close(), 5)
         for ex in self.executors.by_name.values():
             with contextlib.suppress(Exception):
                 await ex.close()
@@ -144,17 +273,25 @@ class Kernel:
 
     # -- runs ---------------------------------------------------------------------------------------
 
-    def _worker_spec(self, run_id: str) -> Any:
-        def make(work: str, start_seq: int) -> WorkerSpec:
+    def _worker_spec(self, run_id: str) -> Callable[[str, int, int], WorkerSpec]:
+        def make(work: str, start_seq: int, attempt: int) -> WorkerSpec:
+            run = self.runs[run_id].state["run"]
+            assert self.leases is not None
             return WorkerSpec(
                 run_id=run_id,
                 work=work,
+                attempt=attempt,
                 nats_url=self.nats_url,
                 nats_token=self.nats_token,
                 artifacts=self.config.artifacts_url,
-                app=self.runs[run_id].state["run"]["app"],
+                app=run["app"],
+                code=run.get("code", ""),
+                module=run.get("module", ""),
+                entry=run.get("entry", ""),
+                kernel=self.id,
+                lease_s=self.leases.ttl,
                 start_seq=start_seq,
-                work_root=os.path.join(self.config.data_dir, "works", run_id, work),
+                work_root=os.path.join(run_id, work),
                 echo=self.config.echo,
                 env=dict(self.config.worker_env),
             )
@@ -175,37 +312,81 @@ class Kernel:
         self.runs[run_id] = driver
         return driver
 
-    async def create_run(self, app: LightningApp, app_file: str, name: str | None = None) -> RunDriver:
+    async def _take_lease(self, run_id: str) -> None:
+        assert self.leases is not None
+        await self.leases.acquire(run_key(run_id), f"run {run_id}")
+
+    async def create_run(
+        self, app: LightningApp, app_file: str, name: str | None = None, module: Any = None
+    ) -> RunDriver:
+        """Start a run of ``app``. With the app's ``module`` (as ``load_app`` returns it), its folder is
+        packed as the run's ``code`` artifact and workers import it from their own copy."""
         import cloudpickle
 
+        from ._code import WARN_BYTES, describe_size, pack
+
         assert self.bus is not None
+        await self.store_ready()
+        assert self.recorder is not None
         run_id = new_run_id()
+        code = entry = module_name = ""
+        if module is not None:
+            packed = await asyncio.to_thread(pack, app_file, [self.config.data_dir])
+            if packed.size > WARN_BYTES:
+                log.warning("%s", describe_size(packed))
+            code = await asyncio.to_thread(self.artifacts.put_bytes, packed.data)
+            entry, module_name = packed.entry, module.__name__
+            # By name, not by value: the workers import the module from the code artifact.
+            if module_name in cloudpickle.list_registry_pickle_by_value():
+                cloudpickle.unregister_pickle_by_value(module)
         blob = cloudpickle.dumps(app)
         ref = await asyncio.to_thread(self.artifacts.put_bytes, blob)
+        await self._take_lease(run_id)
         driver = self._driver(run_id, app)
         event = RunCreated(
             name=name or os.path.splitext(os.path.basename(app_file))[0],
             app_file=os.path.abspath(app_file),
             app=ref,
             components=app.describe(),
+            code=code,
+            module=module_name,
+            entry=entry,
+            db=self.recorder.db_id,
         )
         seq = await self.bus.publish(run_id, event, "kernel")
         await driver.follow(seq)
         return driver
 
-    async def resume_run(self, run_id: str) -> RunDriver:
-        import cloudpickle
-
-        await self.ready()
-        assert self.bus is not None and self.store is not None and self.recorder is not None
+    async def caught_up(self) -> None:
+        """Wait until every event in the stream is recorded (so ``latest`` and statuses are current)."""
+        await self.store_ready()
+        assert self.bus is not None and self.recorder is not None
         await self.recorder.wait_recorded(await self.bus.last_seq(), timeout=30)
+
+    async def resume_run(self, run_id: str) -> RunDriver:
+        await self.caught_up()
+        assert self.bus is not None and self.store is not None
         info = await asyncio.to_thread(self.store.run, run_id)
         if info.status in projection.RUN_ENDED:
             raise KernelError(f"run {info.id} already ended ({info.status}); there is nothing to resume")
-        state = await asyncio.to_thread(load_state, self.store, info.id)
-        app = cloudpickle.loads(await asyncio.to_thread(self.artifacts.get_bytes, state["run"]["app"]))
+        await self._take_lease(info.id)
+        try:
+            state = await asyncio.to_thread(load_state, self.store, info.id)
+            first = (await self.bus.stream_state(EVENT_STREAM)).first_seq
+            if state["run"]["seq"] + 1 < first:
+                raise KernelError(
+                    f"run {info.id} cannot resume: its events up to seq {state['run']['seq']} are no longer "
+                    f"in the stream (it starts at seq {first}); its history stays readable"
+                )
+            app = await asyncio.to_thread(self._load_app, state["run"])
+        except BaseException:
+            assert self.leases is not None
+            await self.leases.release(run_key(info.id))
+            raise
         driver = self._driver(info.id, app)
         driver.state = state
+        # A survivor of the last kernel is re-attached, or fenced, before anything starts.
+        await driver.supervisor.take_over()
         events: list[Any] = []
         for work, w in state["works"].items():
             for call_id, call in sorted(w["calls"].items(), key=lambda kv: kv[1]["index"]):
@@ -220,9 +401,46 @@ class Kernel:
         await driver.follow(state["run"]["seq"] + 1)
         return driver
 
+    def _load_app(self, run: dict[str, Any]) -> LightningApp:
+        import cloudpickle
+
+        from ._code import import_app, unpack
+
+        if run.get("code"):
+            root = unpack(self.artifacts.get_bytes(run["code"]), run["code"])
+            import_app(root, run["module"], run["entry"])
+        app = cloudpickle.loads(self.artifacts.get_bytes(run["app"]))
+        if not isinstance(app, LightningApp):
+            raise KernelError(f"the app of run {run['id']} unpickles to a {type(app).__name__}")
+        return app
+
     async def request_stop(self, run_id: str, reason: str = "stopped by request") -> None:
         assert self.bus is not None
         await self.bus.publish(run_id, RunStopRequested(reason=reason), "cli")
+
+    async def host_of(self, run_id: str) -> Holder | None:
+        """The kernel that holds ``run_id``'s lease, None when no kernel drives it."""
+        assert self.bus is not None
+        return await holder_of(self.bus, run_key(run_id))
+
+    async def release(self, run_id: str) -> None:
+        """Let go of ``run_id`` (its driver ended or was interrupted): other kernels may resume it."""
+        self.runs.pop(run_id, None)
+        if self.leases is not None:
+            await self.leases.release(run_key(run_id))
+
+
+def _private_files(folder: str, prefix: str) -> None:
+    for name in os.listdir(folder):
+        if name.startswith(prefix):
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(folder, name), 0o600)
+
+
+def _shown(url: str) -> str:
+    from ._sql import mask_url  # type: ignore[import-not-found,unused-ignore]
+
+    return str(mask_url(url))
 
 
 def _open_store(url: str) -> EventStore:
@@ -230,3 +448,6 @@ def _open_store(url: str) -> EventStore:
 
     store: EventStore = open_store(url)
     return store
+
+
+__all__ = ["Kernel", "LeaseHeld", "new_run_id", "secure_data_dir"]

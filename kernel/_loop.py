@@ -1,10 +1,13 @@
 """The flow loop of one run: the projection, the live objects, and the side effects.
 
-It wakes when events arrive (there is no tick), folds them into the state, starts or watches
-workers as they ask, hydrates the live Flow/Work objects and calls ``root.run()``. What an
-iteration did (state changes, run requests, stop, fail) leaves as events; the loop applies its own
-events only when they come back from the stream, so its state is always the fold of the stream in
-order, exactly what a replay computes.
+It wakes when events arrive (there is no tick), folds them into the state, has the supervisor
+start or watch workers as they ask, hydrates the live Flow/Work objects and calls ``root.run()``.
+What an iteration did (state changes, run requests, stop, fail) leaves as events; the loop applies
+its own events only when they come back from the stream, so its state is always the fold of the
+stream in order, exactly what a replay computes.
+
+The user's flow code runs on one thread of its own (``FlowThread``), never on the event loop: a slow
+``root.run()`` holds up its own run, not the recorder, the leases, the HTTP API or other runs.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -28,20 +33,24 @@ from ._events import (
     Event,
     FlowStateChanged,
     PathPersistRequested,
+    RunCreated,
     RunEnded,
     RunInterrupted,
+    RunResumed,
+    RunStopRequested,
     WorkRecord,
     WorkRunRequested,
     WorkStateChanged,
     WorkStatusChanged,
     WorkStopRequested,
+    check_size,
 )
 from ._flow import AppFail, AppStop
 from ._records import EventRecord
 from ._status import WorkStageStatus
+from ._supervisor import SpecFactory, Supervisor
 from ._tee import LineTee
 from ._work import LightningWork
-from ._worker import WorkerSpec
 from .errors import KernelError
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,52 @@ def resumable(call: dict[str, Any]) -> bool:
     )
 
 
+class FlowThread:
+    """The one thread that runs flows' code, one iteration at a time (``sys.stdout`` is swapped for an
+    iteration's printed lines, so two flows never run at once). A daemon: a ``root.run()`` that never
+    returns cannot keep the process alive after SIGTERM."""
+
+    _instance: FlowThread | None = None
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]
+        ]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="lk-flow", daemon=True).start()
+
+    @classmethod
+    def get(cls) -> FlowThread:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def _serve(self) -> None:
+        while True:
+            fn, loop, fut = self._jobs.get()
+            try:
+                result = fn()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, fut, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, fut, result, None)
+
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((fn, loop, fut))
+        return await fut
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
 class RunDriver:
     """Hosts one run in this kernel."""
 
@@ -70,39 +125,46 @@ class RunDriver:
         app: LightningApp,
         bus: Bus,
         executors: Any,
-        worker_spec: Callable[[str, int], WorkerSpec],
+        worker_spec: SpecFactory,
         default_executor: str = "local",
         echo: bool = True,
     ) -> None:
         self.run_id = run_id
         self.app = app
         self.bus = bus
-        self.executors = executors
-        self.worker_spec = worker_spec
-        self.default_executor = default_executor
         self.echo = echo
         self.state: projection.State = projection.empty()
-        self.handles: dict[str, Any] = {}
+        self.supervisor = Supervisor(
+            run_id, app.works, executors, default_executor, worker_spec, self._publish, lambda: self.state
+        )
         self.ended = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: list[EventRecord] = []
         self._wake = asyncio.Event()
         self._awaiting = 0
         self._outbox: list[Event] = []
         self._sub: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._starting: dict[str, asyncio.Future[None]] = {}
         self._ending = False
         self._idle = False
         self.iterations = 0
         self.first_iteration_at: float | None = None
         self.failure: str = ""
+        self._fault: KernelError | None = None
+        self.aborted: asyncio.Future[KernelError] = asyncio.get_event_loop().create_future()
+        """Resolved with the fault when the kernel must stop driving this run at once."""
         for comp in app.components.values():
             if isinstance(comp, LightningWork):
                 object.__setattr__(comp, "_lk_dispatcher", self)
 
+    @property
+    def handles(self) -> dict[str, Any]:
+        return self.supervisor.handles
+
     # -- event intake -------------------------------------------------------------------------------
 
     async def follow(self, start_seq: int) -> None:
+        self._loop = asyncio.get_running_loop()
         self._sub = await self.bus.follow(f"lk.{self.run_id}.>", start_seq, self._receive)
 
     def _receive(self, record: EventRecord) -> None:
@@ -110,10 +172,22 @@ class RunDriver:
         self._wake.set()
 
     def log_line(self, component: str, stream: str, line: str) -> None:
+        # Called from the flow thread (the flow's prints), so it hands the line to the event loop.
         import json
 
         data = json.dumps({"t": time.time(), "s": stream, "l": line}).encode()
-        self._spawn(self.bus.publish_log(self.run_id, component, data))
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._spawn, self.bus.publish_log(self.run_id, component, data))
+
+    def abort(self, fault: KernelError) -> None:
+        """Make ``run()`` raise ``fault`` at once (NATS lost, the database failing, the lease lost)."""
+        self._fault = fault
+        self._ending = True
+        self.supervisor.ending = True
+        if not self.aborted.done():
+            self.aborted.set_result(fault)
+        self._wake.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -131,6 +205,8 @@ class RunDriver:
             else:
                 await self._wake.wait()
             self._wake.clear()
+            if self._fault is not None:
+                raise self._fault
             records, self._inbox = self._inbox, []
             last = len(records) - 1
             for i, record in enumerate(records):
@@ -143,7 +219,7 @@ class RunDriver:
                 continue
             run = self.state["run"]
             if run["status"] in projection.RUN_ENDED:
-                await self._shutdown_workers()
+                await self.supervisor.shutdown()
                 return str(run["status"])
             if self._may_iterate():
                 await self._iterate()
@@ -162,9 +238,17 @@ class RunDriver:
             self._awaiting = max(self._awaiting, seqs[-1])
 
     async def _iterate(self) -> None:
+        self._outbox = []
+        end, events = await FlowThread.get().run(self._run_flow)
+        self._idle = not events and end is None
+        await self._publish(events)
+        if end is not None:
+            await self._end(end)
+
+    def _run_flow(self) -> tuple[RunEnded | None, list[Event]]:
+        """One iteration of the user's flow, on the flow thread: hydrate, ``root.run()``, diff."""
         self._hydrate()
         root = self.app.root
-        self._outbox = []
         end: RunEnded | None = None
         real = sys.stdout
         out = LineTee(lambda line: self.log_line("root", "stdout", line), real if self.echo else None)
@@ -186,14 +270,10 @@ class RunDriver:
             end = RunEnded(status="succeeded", message=stop.message)
         except AppFail as fail:
             end = RunEnded(status="failed", message=fail.message)
-            self.failure = fail.message
         except KernelError as exc:
             end = RunEnded(status="failed", message=str(exc))
-            self.failure = str(exc)
         except Exception as exc:
-            tb = "".join(traceback.format_exception(exc))
-            end = RunEnded(status="failed", message=tb)
-            self.failure = tb
+            end = RunEnded(status="failed", message="".join(traceback.format_exception(exc)))
         finally:
             sys.stdout = real
             out.flush()
@@ -203,19 +283,17 @@ class RunDriver:
         except KernelError as exc:
             changes = {}
             end = RunEnded(status="failed", message=str(exc))
-            self.failure = str(exc)
         if changes:
             events.append(FlowStateChanged(changes=changes))
         events.extend(self._outbox)
-        self._idle = not events and end is None
-        await self._publish(events)
-        if end is not None:
-            await self._end(end)
+        if end is not None and end.status == "failed":
+            self.failure = end.message
+        return end, events
 
     async def _end(self, end: RunEnded) -> None:
         """End the run: stop the Works first (they record why), so ``run.ended`` is the last event."""
         self._ending = True
-        await self._shutdown_workers()
+        await self.supervisor.shutdown()
         await self._publish([end])
 
     def _hydrate(self) -> None:
@@ -232,11 +310,15 @@ class RunDriver:
     def _diff(self) -> dict[str, dict[str, Any]]:
         comps = self.state["components"]
         changes: dict[str, dict[str, Any]] = {}
+        limit = int(self.bus.nc.max_payload)
+        total = 0
         for name, comp in self.app.components.items():
             known = comps[name]["vars"]
             now = comp._lk_vars()
             diff = {k: v for k, v in now.items() if k not in known or known[k] != v}
             if diff:
+                check_size(name, diff, limit, extra=total)
+                total += len(str(diff))
                 changes[name] = diff
         return changes
 
@@ -247,7 +329,12 @@ class RunDriver:
         last_index: int = getattr(work, "_lk_last_index", 0)
         request, block = decide(work.name, work.cache_calls, work.parallel, calls, last_index, args, kwargs)
         if request is not None:
-            event = WorkRunRequested(work=work.name, vars=work._lk_vars(), **request)
+            vars_ = work._lk_vars()
+            check_size(
+                f"{work.name}.run()", {"args": request["args"], "kwargs": request["kwargs"]}, self._limit
+            )
+            check_size(work.name, vars_, self._limit)
+            event = WorkRunRequested(work=work.name, vars=vars_, **request)
             self._outbox.append(event)
             # Seen at once by later calls in this same iteration; the event brings the same.
             pending = {
@@ -262,10 +349,14 @@ class RunDriver:
         if block:
             raise Blocked()
 
+    @property
+    def _limit(self) -> int:
+        return int(self.bus.nc.max_payload)
+
     def stop(self, work: LightningWork) -> None:
         if (
             work.status.stage in (WorkStageStatus.PENDING, WorkStageStatus.RUNNING)
-            or work.name in self.handles
+            or work.name in self.supervisor.handles
         ):
             self._outbox.append(WorkStopRequested(work=work.name, reason=USER_STOP))
 
@@ -273,18 +364,19 @@ class RunDriver:
 
     async def _react(self, record: EventRecord) -> None:
         t = record.type
-        if t == "run.created" or t == "run.resumed":
+        sup = self.supervisor
+        if t == RunCreated.TYPE or t == RunResumed.TYPE:
             for name, work in self.app.works.items():
                 unfinished = projection.unfinished_calls(self.state, name)
                 if unfinished:
                     # A resumed Work takes its commands again from its oldest unfinished call, and
                     # carries on from the state it last recorded.
                     vars_ = self.state["components"][name]["vars"]
-                    await self._ensure_worker(name, min(c["seq"] for c in unfinished), vars_)
+                    sup.ensure(name, min(c["seq"] for c in unfinished), vars_)
                 elif work.start_with_flow:
-                    await self._ensure_worker(name, record.seq)
+                    sup.ensure(name, record.seq)
         elif t == WorkRunRequested.TYPE:
-            await self._ensure_worker(record.body["work"], record.seq)
+            sup.ensure(record.body["work"], record.seq)
         elif t == WorkStatusChanged.TYPE:
             body = record.body
             if body["stage"] == WorkStageStatus.FAILED and not self._ending:
@@ -295,13 +387,11 @@ class RunDriver:
                     self._spawn(self._end(RunEnded(status="failed", message=self.failure)))
                     self._ending = True
         elif t == WorkStopRequested.TYPE:
-            handle = self.handles.get(record.body["work"])
-            if handle is not None:
-                self._spawn(self._stop_worker(record.body["work"], handle))
+            if record.body["work"] in sup.handles:
+                self._spawn(sup.stop(record.body["work"]))
         elif t == PathPersistRequested.TYPE:
             origin = record.body["work"]
-            handle = self.handles.get(origin)
-            if (handle is None or not handle.alive) and origin not in self._starting:
+            if not sup.alive(origin) and not sup.starting(origin):
                 # No worker to persist anything: what the origin persisted last stands.
                 data = {
                     "request": record.body["request"],
@@ -310,79 +400,25 @@ class RunDriver:
                     "reason": f"{origin} is not running",
                 }
                 self._spawn(self._publish([WorkRecord(work=origin, kind=PERSIST_ANSWERED, data=data)]))
-        elif t == "run.stop_requested" and not self._ending:
+        elif t == RunStopRequested.TYPE and not self._ending:
             self._ending = True
             self._spawn(self._end(RunEnded(status="stopped", message=record.body.get("reason", ""))))
 
-    async def _ensure_worker(self, name: str, seq: int, resume_vars: dict[str, Any] | None = None) -> None:
-        if self._ending:
-            # A run request still coming back after the end: a worker started now would write
-            # after ``run.ended``.
-            return
-        handle = self.handles.get(name)
-        if handle is not None and handle.alive:
-            return
-        work = self.app.works[name]
-        executor = self.executors.get(work.cloud_compute.executor or self.default_executor)
-        spec = self.worker_spec(name, seq)
-        spec.resume_vars = resume_vars
-        start = asyncio.ensure_future(self._start_worker(name, executor, spec))
-        self._starting[name] = start
-        try:
-            await start
-        finally:
-            self._starting.pop(name, None)
-
-    async def _start_worker(self, name: str, executor: Any, spec: WorkerSpec) -> None:
-        handle = await executor.start(spec)
-        self.handles[name] = handle
-        self._spawn(self._watch(name, handle))
-
-    async def _watch(self, name: str, handle: Any) -> None:
-        exit_ = await handle.wait()
-        if self.handles.get(name) is handle:
-            del self.handles[name]
-        if self._ending or not self.state:
-            return
-        calls = projection.unfinished_calls(self.state, name)
-        if calls:
-            stage = WorkStageStatus.STOPPED if exit_.clean else WorkStageStatus.FAILED
-            reason = "WorkerExited" if exit_.clean else "WorkerDied"
-            events: list[Event] = [
-                WorkStatusChanged(
-                    work=name, call=c["call_id"], stage=stage, reason=reason, message=exit_.describe()
-                )
-                for c in calls
-            ]
-            await self._publish(events)
-
-    async def _stop_worker(self, name: str, handle: Any, grace: float = 5.0) -> None:
-        try:
-            await asyncio.wait_for(handle.wait(), grace)
-        except asyncio.TimeoutError:
-            await handle.terminate(grace=2.0)
-
-    async def _shutdown_workers(self, grace: float = 5.0) -> None:
-        # A worker still starting is stopped too, once it has a handle.
-        await asyncio.gather(*self._starting.values(), return_exceptions=True)
-        handles = list(self.handles.values())
-        await asyncio.gather(*(h.terminate(grace) for h in handles), return_exceptions=True)
-
-    async def interrupt(self, reason: str) -> None:
-        """Stop hosting the run without ending it (Ctrl-C, SIGTERM): Works stop and record why."""
+    async def interrupt(self, reason: str, publish: bool = True) -> None:
+        """Stop hosting the run without ending it (Ctrl-C, SIGTERM, a fault): Works stop and record why.
+        ``publish=False`` when NATS is gone and the interruption cannot be recorded."""
         self._ending = True
-        await self._shutdown_workers()
-        # Let the workers' last events arrive before the interruption is recorded.
-        await asyncio.sleep(0.05)
-        if self.state and self.state["run"]["status"] == projection.RUN_ACTIVE:
-            await self._publish([RunInterrupted(reason=reason)])
+        await self.supervisor.shutdown()
+        if publish and self.state and self.state["run"]["status"] == projection.RUN_ACTIVE:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publish([RunInterrupted(reason=reason)]), 5)
 
     async def close(self) -> None:
         # No worker may outlive its kernel: multiprocessing joins live children at exit, and a
         # worker waiting for commands never ends by itself.
         self._ending = True
         with contextlib.suppress(Exception):
-            await self._shutdown_workers()
+            await self.supervisor.shutdown()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

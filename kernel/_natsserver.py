@@ -51,6 +51,12 @@ class EmbeddedNats:
     url: str
     token: str
     store_dir: str
+    log: list[str]
+    """The server's last log lines (it keeps writing them while it runs)."""
+
+    def tail(self, lines: int = 3) -> str:
+        text = " | ".join(line.strip() for line in self.log[-lines:] if line.strip())
+        return f"its last words: {text}" if text else "it said nothing"
 
     @classmethod
     def start(cls, store_dir: str, timeout: float = 10.0) -> EmbeddedNats:
@@ -90,8 +96,8 @@ class EmbeddedNats:
             tail = "".join(lines[-5:]).strip()
             raise ServiceUnreachable("the embedded nats-server", store_dir, f"it did not start: {tail}")
         # Keep draining its log so the server never blocks on a full pipe.
-        threading.Thread(target=_drain, args=(proc,), daemon=True, name="nats-server-log").start()
-        return cls(process=proc, url=f"nats://127.0.0.1:{port}", token=token, store_dir=store_dir)
+        threading.Thread(target=_drain, args=(proc, lines), daemon=True, name="nats-server-log").start()
+        return cls(process=proc, url=f"nats://127.0.0.1:{port}", token=token, store_dir=store_dir, log=lines)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.process.poll() is None:
@@ -103,7 +109,9 @@ class EmbeddedNats:
                 self.process.wait()
 
 
-def _drain(proc: subprocess.Popen[str]) -> None:
+def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
     assert proc.stderr is not None
-    for _ in proc.stderr:
-        pass
+    for line in proc.stderr:
+        lines.append(line)
+        if len(lines) > 200:
+            del lines[:100]

@@ -5,13 +5,22 @@ kernel, ``state --at SEQ`` and a replay all compute the same state from the same
 mutates its input: the parts an event touches are copied (the rest is shared), so a state handed out
 stays valid. The state::
 
-    {"run": {"id", "name", "app_file", "app", "status", "message", "seq", "stop_requested"},
+    {"run": {"id", "name", "app_file", "app", "code", "module", "entry", "status", "message", "seq",
+             "stop_requested", "unreadable": [seq, ...]},
      "components": {name: {"kind": "flow"|"work", "vars": {...}, "spec": {...}}},
      "works": {name: {"status": {stage, timestamp, reason, message}, "last_index": n,
-                      "calls": {call: {"index", "seq", "stage", "args", "kwargs", ...}}}}}
+                      "calls": {call: {"index", "seq", "stage", "args", "kwargs", ...}},
+                      "attempt": n, "fenced": n,
+                      "worker": {"attempt", "executor", "ref", "state": "running"|"exited",
+                                 "cause", "code", "signal", "message"} | None}}}
 
 A Work's status is the status of its newest call (highest index), so events of different Works,
 and a status arriving after a newer request, fold to the same state in any interleaving.
+
+Fencing: ``attempt`` is the newest worker started for the Work, ``fenced`` the newest one known to be
+over. An event that a worker published (``attempt`` > 0) counts only if its attempt is the newest and
+not over; the kernel's own events (``attempt`` 0) always count. An event the fold cannot read (a newer
+version, a body that does not fit) changes nothing but ``run.unreadable``: the fold never raises.
 """
 
 from __future__ import annotations
@@ -20,12 +29,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._events import (
+    UNREADABLE,
     FlowStateChanged,
     RunCreated,
     RunEnded,
     RunInterrupted,
     RunResumed,
     RunStopRequested,
+    WorkerExited,
+    WorkerStarted,
+    WorkRecord,
     WorkRunRequested,
     WorkStateChanged,
     WorkStatusChanged,
@@ -33,6 +46,7 @@ from ._events import (
 )
 from ._records import EventRecord
 from ._status import WorkStageStatus
+from .errors import EventError
 
 State = dict[str, Any]
 
@@ -55,22 +69,59 @@ def fold(records: Iterable[EventRecord], state: State | None = None) -> State:
 def apply(state: State, record: EventRecord) -> State:
     """The state after ``record``. Events of other runs and unknown-to-the-fold kinds change only ``seq``."""
     handler = _HANDLERS.get(record.type)
-    if record.type == RunCreated.TYPE:
-        return _created(record)
+    if record.type == RunCreated.TYPE and not state:
+        try:
+            return _created(record)
+        except EventError:
+            return state
     if not state:
         return state
-    new = dict(state) if handler is None else handler(state, record)
+    try:
+        if record.type == UNREADABLE:
+            raise EventError(str(record.body.get("error", "unreadable")))
+        new = dict(state) if handler is None or _stale(state, record) else handler(state, record)
+    except EventError:
+        new = _run_field(state, unreadable=[*state["run"].get("unreadable", []), record.seq])
     run = dict(new["run"])
     run["seq"] = record.seq
     new["run"] = run
     return new
 
 
+_ATTEMPTED = frozenset({WorkStatusChanged.TYPE, WorkStateChanged.TYPE, WorkRecord.TYPE})
+
+
+def _stale(state: State, record: EventRecord) -> bool:
+    """Whether ``record`` comes from a worker attempt that is superseded or over (fenced)."""
+    if record.type not in _ATTEMPTED:
+        return False
+    attempt = record.body.get("attempt", 0)
+    if not isinstance(attempt, int) or attempt <= 0:
+        return False
+    work = state["works"].get(record.body.get("work"))
+    if work is None:
+        return False
+    return attempt < work.get("attempt", 0) or attempt <= work.get("fenced", 0)
+
+
+def new_attempt(state: State, work: str) -> int:
+    """The number of the next worker of ``work``."""
+    w = state["works"][work]
+    return max(w.get("attempt", 0), w.get("fenced", 0)) + 1
+
+
 def _created(record: EventRecord) -> State:
     e = to_event(record)
     assert isinstance(e, RunCreated)
     works = {
-        name: {"status": {"stage": WorkStageStatus.NOT_STARTED}, "last_index": 0, "calls": {}}
+        name: {
+            "status": {"stage": WorkStageStatus.NOT_STARTED},
+            "last_index": 0,
+            "calls": {},
+            "attempt": 0,
+            "fenced": 0,
+            "worker": None,
+        }
         for name, c in e.components.items()
         if c.get("kind") == "work"
     }
@@ -80,6 +131,9 @@ def _created(record: EventRecord) -> State:
             "name": e.name,
             "app_file": e.app_file,
             "app": e.app,
+            "code": e.code,
+            "module": e.module,
+            "entry": e.entry,
             "status": RUN_ACTIVE,
             "message": "",
             "created_at": record.ts,
@@ -200,7 +254,42 @@ def _status(state: State, record: EventRecord) -> State:
     return _with_work(state, e.work, update)
 
 
+def _worker_started(state: State, record: EventRecord) -> State:
+    e = to_event(record)
+    assert isinstance(e, WorkerStarted)
+
+    def update(w: dict[str, Any]) -> None:
+        if e.attempt <= w.get("fenced", 0) or e.attempt < w.get("attempt", 0):
+            return  # a start recorded after its attempt was fenced or superseded
+        w["attempt"] = e.attempt
+        w["worker"] = {"attempt": e.attempt, "executor": e.executor, "ref": e.ref, "state": "running"}
+
+    return _with_work(state, e.work, update)
+
+
+def _worker_exited(state: State, record: EventRecord) -> State:
+    e = to_event(record)
+    assert isinstance(e, WorkerExited)
+
+    def update(w: dict[str, Any]) -> None:
+        w["fenced"] = max(w.get("fenced", 0), e.attempt)
+        worker = w.get("worker")
+        if worker is not None and worker["attempt"] == e.attempt:
+            w["worker"] = {
+                **worker,
+                "state": "exited",
+                "cause": e.cause,
+                "code": e.code,
+                "signal": e.signal,
+                "message": e.message,
+            }
+
+    return _with_work(state, e.work, update)
+
+
 _HANDLERS: dict[str, Callable[[State, EventRecord], State]] = {
+    WorkerStarted.TYPE: _worker_started,
+    WorkerExited.TYPE: _worker_exited,
     RunEnded.TYPE: _ended,
     RunInterrupted.TYPE: _interrupted,
     RunResumed.TYPE: _resumed,

@@ -1,10 +1,18 @@
-"""The recorder: durable consumers that copy the streams into SQL.
+"""The recorder: a database's durable consumers that copy the streams into SQL.
 
-Each batch of events, the runs rows and snapshots they imply, is one SQL transaction; the batch is
-acknowledged (AckAll on its last message) only after the commit. A crash anywhere loses nothing
-(unacknowledged messages come again) and duplicates nothing (the insert ignores known seqs and ids).
-The runs table and the snapshots are projections written with their position, in the same
-transaction as the events they come from.
+Each database has its own consumers (``lk-rec-<db id>``, ``lk-logrec-<db id>``), so kernels that share
+a NATS but not a database never take each other's messages, and it records the runs it knows: those
+whose ``run.created`` names it (or names no database) and those already in it. One kernel records into
+a database at a time, under the lease ``recorder.<db id>``; another kernel on the same database stands
+by and takes over when that lease lapses.
+
+Each batch of events, the runs rows and snapshots they imply, and the recorder's position in the
+stream is one SQL transaction; the batch is acknowledged (AckAll on its last message) only after the
+commit. A crash anywhere loses nothing (unacknowledged messages come again, from the position SQL
+holds) and duplicates nothing (the insert ignores known seqs and ids). A payload nobody can decode is
+recorded as an ``event.unreadable`` row of its seq and reported, never retried for ever. A database
+that keeps failing (unreachable, read-only, full) for ``FAIL_AFTER_S`` is a ``KernelFault``: the
+kernel interrupts its runs with that cause and exits, and ``resume`` carries on once it is fixed.
 """
 
 from __future__ import annotations
@@ -13,52 +21,135 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from . import _projection as projection
+from ._binding import Start, start_of
 from ._bus import Bus
-from ._events import EVENT_STREAM, LOG_STREAM, decode_record
+from ._events import EVENT_STREAM, LOG_STREAM, UNREADABLE, RunCreated, read_record
+from ._lease import Leases, recorder_key
 from ._pull import Raw, stream_seq
 from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
 from ._store import EventStore, load_state
+from .errors import KernelFault, LeaseHeld, RunNotFound
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 500
 BATCH = 1000
+FAIL_AFTER_S = float(os.environ.get("LK_RECORD_FAIL_AFTER_S", "3"))
+"""Seconds a database may keep failing before the kernel gives up and interrupts its runs."""
+
+
+def database_id(store: EventStore) -> str:
+    """The id of the database behind ``store``, made the first time any kernel opens it."""
+    return store.set_meta_once("db_id", secrets.token_hex(6))
 
 
 class Recorder:
-    def __init__(self, bus: Bus, store: EventStore, snapshot_every: int = SNAPSHOT_EVERY) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        store: EventStore,
+        snapshot_every: int = SNAPSHOT_EVERY,
+        *,
+        leases: Leases | None = None,
+        since: dict[str, int] | None = None,
+        on_fatal: Callable[[KernelFault], None] | None = None,
+        where: str = "",
+    ) -> None:
         self.bus = bus
         self.store = store
         self.snapshot_every = snapshot_every
+        self.leases = leases
+        self.since = since or {}
+        """Per stream, its last seq when this kernel connected: where a database new to it starts."""
+        self.on_fatal = on_fatal
+        self.where = where or f"database {getattr(store, 'url', store)!r}"
+        self.db_id = ""
         self.recorded_seq = 0
+        self.standby = False
+        """True while another kernel records into this database (this one waits to take over)."""
+        self.unreadable: list[int] = []
         self._states: dict[str, projection.State] = {}
         self._since_snapshot: dict[str, int] = {}
+        self._known: dict[str, bool] = {}
         self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self.error: BaseException | None = None
+        self._failing_since: float | None = None
+        self._log_seq = 0
 
     async def start(self) -> None:
-        # The recorder's position is what SQL holds: it resumes right after the last committed event,
-        # in the same transactions as its output, whatever state a crashed kernel left on the server.
-        self.recorded_seq = await asyncio.to_thread(self.store.max_seq)
+        """Check the streams against the database (``StreamMismatch`` when they do not belong
+        together), then record, or stand by while another kernel records into this database."""
+        self.db_id = await asyncio.to_thread(database_id, self.store)
+        await self._starts()  # refuse at once, whoever records, if the streams are not this database's
+        if self.leases is not None:
+            try:
+                await self.leases.acquire(recorder_key(self.db_id), f"recording into {self.where}")
+            except LeaseHeld:
+                self.standby = True
+                self._tasks = [asyncio.create_task(self._stand_by(), name="recorder-standby")]
+                return
+        await self._begin()
+
+    async def _starts(self) -> dict[str, Start]:
+        meta = await asyncio.to_thread(self.store.meta)
+        maxima = {EVENT_STREAM: await asyncio.to_thread(self.store.max_seq), LOG_STREAM: 0}
+        out = {}
+        for name in (EVENT_STREAM, LOG_STREAM):
+            state = await self.bus.stream_state(name)
+            out[name] = start_of(state, meta, maxima[name], self.since.get(name), self.where)
+        return out
+
+    async def _begin(self) -> None:
+        self.standby = False
+        starts = await self._starts()
+        meta = {k: v for s in starts.values() for k, v in s.meta.items()}
+        await asyncio.to_thread(self.store.write, Batch(meta=meta))
+        ev, lg = starts[EVENT_STREAM], starts[LOG_STREAM]
+        self.recorded_seq = ev.first_seq - 1
+        self._log_seq = lg.first_seq - 1
 
         async def events() -> Any:
-            start = await asyncio.to_thread(self.store.max_seq)
-            return await self.bus.durable(EVENT_STREAM, "lk-recorder", "lk.>", start_seq=start + 1)
+            return await self.bus.durable(EVENT_STREAM, f"lk-rec-{self.db_id}", "lk.>", self.recorded_seq + 1)
 
         async def logs() -> Any:
-            return await self.bus.durable(LOG_STREAM, "lk-log-recorder", "lklog.>")
+            return await self.bus.durable(LOG_STREAM, f"lk-logrec-{self.db_id}", "lklog.>", self._log_seq + 1)
 
         first_events, first_logs = await events(), await logs()
-        self._tasks = [
-            asyncio.create_task(
-                self._consume(first_events, events, self._write_events), name="recorder-events"
-            ),
-            asyncio.create_task(self._consume(first_logs, logs, self._write_logs), name="recorder-logs"),
-        ]
+        self._tasks.extend(
+            [
+                asyncio.create_task(
+                    self._consume(first_events, events, self._write_events), name="recorder-events"
+                ),
+                asyncio.create_task(self._consume(first_logs, logs, self._write_logs), name="recorder-logs"),
+            ]
+        )
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def _stand_by(self) -> None:
+        assert self.leases is not None
+        while True:
+            await asyncio.sleep(self.leases.ttl / 3)
+            # Another kernel records: its progress is what SQL holds.
+            meta = await asyncio.to_thread(self.store.meta)
+            async with self._progress:
+                self.recorded_seq = max(self.recorded_seq, int(meta.get("position", 0)))
+                self._progress.notify_all()
+            try:
+                await self.leases.acquire(recorder_key(self.db_id), f"recording into {self.where}")
+            except LeaseHeld:
+                continue
+            log.info("took over recording into %s", self.where)
+            await self._begin()
+            return
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -66,13 +157,24 @@ class Recorder:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        self._tasks = []
+        if self.leases is not None and self.db_id:
+            await self.leases.release(recorder_key(self.db_id))
 
     async def wait_recorded(self, seq: int, timeout: float = 30.0) -> bool:
-        """Wait until every event up to ``seq`` is committed to SQL."""
+        """Wait until every event up to ``seq`` is committed to SQL (by this kernel, or by the one that
+        records into this database while this one stands by)."""
 
         async def reached() -> None:
             async with self._progress:
-                await self._progress.wait_for(lambda: self.recorded_seq >= seq or self.error is not None)
+                while not (self.recorded_seq >= seq or self.error is not None):
+                    if self.standby:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self._progress.wait(), 0.05)
+                        position = int((await asyncio.to_thread(self.store.meta)).get("position", 0))
+                        self.recorded_seq = max(self.recorded_seq, position)
+                    else:
+                        await self._progress.wait()
 
         try:
             await asyncio.wait_for(reached(), timeout)
@@ -80,12 +182,27 @@ class Recorder:
             return False
         return self.recorded_seq >= seq
 
+    async def wait_logs_recorded(self, seq: int, timeout: float = 30.0) -> bool:
+        """Wait until every log line up to the log stream's ``seq`` is committed (or skipped)."""
+
+        async def reached() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._log_seq >= seq or self.error is not None)
+
+        if self.standby:
+            return True  # the recording kernel records them
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return self._log_seq >= seq
+
     async def _consume(self, sub: Any, resubscribe: Any, write: Any) -> None:
         """Fetch, write, acknowledge; the next batch is fetched while the last one is written.
 
         A batch is acknowledged (AckAll) only after its commit, and batches commit in order. If a
         write fails, nothing after it is acknowledged: the consumer starts again from what SQL
-        holds, so a failure can delay events but never skip them.
+        holds, so a failure can delay events but never skip them; one that lasts is a fault.
         """
         inflight: tuple[asyncio.Future[None], Any] | None = None
         while True:
@@ -105,18 +222,30 @@ class Recorder:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.error("recording failed, will retry: %s", exc)
-                    self.error = exc
-                    self._states.clear()
-                    self._since_snapshot.clear()
-                    await asyncio.sleep(1.0)
+                    self._failed(exc)
+                    await asyncio.sleep(0.5)
                     with contextlib.suppress(Exception):
                         sub = await resubscribe()
                     continue  # what was fetched comes again from the new consumer
                 self.error = None
+                self._failing_since = None
                 await sub.ack(last)
             if msgs:
                 inflight = (asyncio.ensure_future(write(msgs)), msgs[-1][2])
+
+    def _failed(self, exc: BaseException) -> None:
+        self._states.clear()
+        self._since_snapshot.clear()
+        self._known.clear()
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            log.warning("recording into %s failed, retrying: %s", self.where, exc)
+        if now - self._failing_since >= FAIL_AFTER_S and self.error is None:
+            self.error = exc
+            fault = KernelFault(f"cannot record into {self.where}: {exc}")
+            if self.on_fatal is not None:
+                self.on_fatal(fault)
 
     async def _write_events(self, msgs: list[Raw]) -> None:
         last = await asyncio.to_thread(self._decode_fold_and_write, msgs)
@@ -125,9 +254,37 @@ class Recorder:
             self._progress.notify_all()
 
     def _decode_fold_and_write(self, msgs: list[Raw]) -> int:
-        records = [decode_record(data, stream_seq(reply)) for _, data, reply in msgs]
-        self.store.write(self._fold_batch(records))
+        records = [read_record(subject, data, stream_seq(reply)) for subject, data, reply in msgs]
+        mine = [r for r in records if self._knows(r)]
+        batch = self._fold_batch(mine)
+        batch.meta["position"] = str(records[-1].seq)
+        self.store.write(batch)
+        for r in mine:
+            if r.type == UNREADABLE:
+                self.unreadable.append(r.seq)
+                log.warning(
+                    "event %s of run %s is unreadable: %s", r.seq, r.run_id or "?", r.body.get("error")
+                )
         return records[-1].seq
+
+    def _knows(self, r: EventRecord) -> bool:
+        """Whether this database records ``r``'s run: created for it (or for no database in
+        particular), or already in it."""
+        known = self._known.get(r.run_id)
+        if known is None:
+            if r.type == RunCreated.TYPE:
+                db = r.body.get("db", "")
+                known = not db or db == self.db_id
+            else:
+                try:
+                    self.store.run(r.run_id)
+                    known = True
+                except RunNotFound:
+                    known = r.type == UNREADABLE  # kept, to be reported, whatever run it claims
+                    if known:
+                        return True
+            self._known[r.run_id] = known
+        return known
 
     def _fold_batch(self, records: list[EventRecord]) -> Batch:
         batch = Batch(events=records)
@@ -170,16 +327,25 @@ class Recorder:
     async def _write_logs(self, msgs: list[Raw]) -> None:
         lines = []
         for subject, data, reply in msgs:
-            _, run_id, component = subject.split(".", 2)
-            p = json.loads(data)
-            lines.append(
-                LogLine(
-                    seq=stream_seq(reply),
+            seq = stream_seq(reply)
+            try:
+                _, run_id, component = subject.split(".", 2)
+                p = json.loads(data)
+                line = LogLine(
+                    seq=seq,
                     run_id=run_id,
                     component=component.replace(":", "."),
-                    ts=p["t"],
-                    stream=p["s"],
-                    line=p["l"],
+                    ts=float(p["t"]),
+                    stream=str(p["s"]),
+                    line=str(p["l"]),
                 )
-            )
-        await asyncio.to_thread(self.store.write, Batch(logs=lines))
+            except (ValueError, KeyError, TypeError):
+                log.warning("log line %s on %s is unreadable; skipped", seq, subject)
+                continue
+            if self._known.get(run_id, True):
+                lines.append(line)
+        last = stream_seq(msgs[-1][2])
+        await asyncio.to_thread(self.store.write, Batch(logs=lines, meta={"log_position": str(last)}))
+        async with self._progress:
+            self._log_seq = max(self._log_seq, last)
+            self._progress.notify_all()

@@ -73,3 +73,5 @@ class Batch:
     runs: list[RunInfo] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    """Rows of the meta table to set with the rest (the recorder's position in its streams)."""

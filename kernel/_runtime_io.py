@@ -27,9 +27,13 @@ _MAX_PENDING = 20_000
 
 
 class BusThread:
-    def __init__(self, url: str, token: str | None, run_id: str, source: str) -> None:
+    def __init__(self, url: str, token: str | None, run_id: str, source: str, attempt: int = 0) -> None:
         self.run_id = run_id
         self.source = source
+        self.fenced = False
+        """Set once a newer attempt owns the Work: nothing more is published."""
+        self.attempt = attempt
+        """Stamped on every event this thread publishes (the worker's attempt; see ``encode``)."""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="lk-bus", daemon=True)
         self._thread.start()
@@ -52,6 +56,11 @@ class BusThread:
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def max_payload(self) -> int:
+        """The biggest message the server takes, in bytes."""
+        return int(self.bus.nc.max_payload)
 
     def emit(self, event: Event) -> None:
         """Queue ``event`` for publishing; returns at once."""
@@ -98,13 +107,19 @@ class BusThread:
                     await self._wake.wait()
                 continue
             item = self._items.popleft()
+            if self.fenced and not (isinstance(item, tuple) and item[0] is _BARRIER):
+                continue
             if isinstance(item, Event):
                 try:
-                    encoded = encode(item, self.run_id, self.source)
+                    encoded = encode(item, self.run_id, self.source, attempt=self.attempt)
                 except Exception as exc:  # not JSON: the next barrier says so, the loop goes on
                     failure = failure or exc
                     continue
-                pending.append(await self.bus.send(*encoded))
+                try:
+                    pending.append(await self.bus.send(*encoded))
+                except Exception as exc:  # refused before it left (too big, connection closed)
+                    failure = failure or exc
+                    continue
                 if len(pending) > _MAX_PENDING:
                     await asyncio.wait([pending[0]])  # the stream is behind: let it catch up
                 while pending and pending[0].done():
@@ -147,6 +162,28 @@ class BusThread:
         """Call ``handler`` (on the bus thread) with each event payload published on ``subject`` from
         now on; returns the subscription, for :meth:`unfollow`."""
         return self.call(self.bus.listen(subject, handler), timeout=30)
+
+    def watch_lease(self, key: str, lease_s: float, gone: Callable[[str], None]) -> None:
+        """Call ``gone(why)`` (once, on the bus thread) when lease ``key`` is gone, or NATS has been
+        unreachable for ``lease_s``: the kernel that holds the run is no more."""
+
+        async def watch() -> None:
+            ok_at = time.monotonic()
+            while True:
+                await asyncio.sleep(min(1.0, lease_s / 4))
+                try:
+                    entry = await asyncio.wait_for(self.bus.kv_get(key), min(2.0, lease_s / 2))
+                except Exception as exc:
+                    if time.monotonic() - ok_at >= lease_s:
+                        gone(f"the kernel has been unreachable for {lease_s:.0f} s ({type(exc).__name__})")
+                        return
+                    continue
+                if entry is None:
+                    gone(f"the kernel's lease on the run lapsed (no kernel renewed it for {lease_s:.0f} s)")
+                    return
+                ok_at = time.monotonic()
+
+        self._watch = asyncio.run_coroutine_threadsafe(watch(), self.loop)
 
     def unfollow(self, sub: Any) -> None:
         with contextlib.suppress(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_meta"
 """The newest migration: start-up compares it with ``alembic_version`` and imports alembic only
 when the database is behind. A test checks it equals alembic's head."""
 
@@ -71,4 +71,12 @@ logs = sa.Table(
     sa.Column("line", sa.Text, nullable=False),
     sa.Index(None, "run_id", "seq"),
     sa.Index(None, "run_id", "component", "seq"),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    # Facts about the database itself: its id, the streams it records and how far (see _recorder).
+    sa.Column("key", sa.String(), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )

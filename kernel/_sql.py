@@ -158,7 +158,7 @@ class SqlEventStore:
     # -- writes -------------------------------------------------------------------------------------
 
     def write(self, batch: Batch) -> None:
-        if not (batch.events or batch.runs or batch.snapshots or batch.logs):
+        if not (batch.events or batch.runs or batch.snapshots or batch.logs or batch.meta):
             return
         with self._connect(write=True) as conn, conn.begin():
             write_batch(conn, batch)
@@ -187,6 +187,28 @@ class SqlEventStore:
         with self._connect() as conn:
             rows = conn.execute(q).all()
         return [EventRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+
+    def meta(self) -> dict[str, str]:
+        t = schema.meta
+        with self._connect() as conn:
+            return {k: v for k, v in conn.execute(sa.select(t.c.key, t.c.value)).all()}
+
+    def set_meta_once(self, key: str, value: str) -> str:
+        """Set ``key`` unless it is set; returns the value it holds now (the first writer's)."""
+        t = schema.meta
+        with self._connect(write=True) as conn, conn.begin():
+            current = conn.execute(sa.select(t.c.value).where(t.c.key == key)).scalar()
+            if current is not None:
+                return str(current)
+            conn.execute(sa.insert(t).values(key=key, value=value))
+            return value
+
+    def set_run_status(self, run_id: str, status: str, message: str) -> None:
+        """Say in the runs row what the log cannot say yet (the kernel lost NATS: ``interrupted``); the
+        next recorded event of the run writes the row from the log again."""
+        t = schema.runs
+        with self._connect(write=True) as conn, conn.begin():
+            conn.execute(sa.update(t).where(t.c.id == run_id).values(status=status, message=message))
 
     def max_seq(self) -> int:
         with self._connect() as conn:

@@ -48,8 +48,6 @@ _RUN_UPDATE = (
 _SNAPSHOT_UPDATE = " ON CONFLICT (run_id, seq) DO UPDATE SET state = excluded.state"
 
 
-
-
 def write_batch(conn: Connection, batch: Batch) -> None:
     """Write ``batch`` on ``conn``; the caller owns the transaction.
 
@@ -77,6 +75,8 @@ def write_batch(conn: Connection, batch: Batch) -> None:
             _copy_insert(conn, "logs", _LOG_COLS, rows)
         else:
             conn.exec_driver_sql(sql["logs"], rows)
+    if batch.meta:
+        conn.exec_driver_sql(sql["meta"], sorted(batch.meta.items()))
 
 
 COPY_FROM_ROWS = 64
@@ -107,6 +107,8 @@ def _statements(mark: str) -> dict[str, str]:
         "runs": f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(8, mark)}){_RUN_UPDATE}",
         "snapshots": f"INSERT INTO snapshots ({_SNAPSHOT_COLS}) VALUES ({_marks(3, mark)}){_SNAPSHOT_UPDATE}",
         "logs": f"INSERT INTO logs ({_LOG_COLS}) VALUES ({_marks(6, mark)}) ON CONFLICT DO NOTHING",
+        "meta": f"INSERT INTO meta (key, value) VALUES ({_marks(2, mark)})"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     }
 
 

@@ -39,6 +39,15 @@ class EventStore(Protocol):
     def max_seq(self) -> int:
         """The highest event seq stored, 0 when there is none."""
 
+    def meta(self) -> dict[str, str]:
+        """The meta table: the database's id, the streams it records, its position in them."""
+
+    def set_meta_once(self, key: str, value: str) -> str:
+        """Set ``key`` unless it is set already; returns what it holds now."""
+
+    def set_run_status(self, run_id: str, status: str, message: str) -> None:
+        """Overwrite a run row's status and message (what the log cannot say while NATS is lost)."""
+
     def runs(self, limit: int | None = None, status: Sequence[str] | None = None) -> list[RunInfo]:
         """Runs, newest first."""
 

@@ -1,36 +1,47 @@
 """The worker runtime: hosts one Work, on any machine, for any executor.
 
 An executor only starts, stops and watches the process; everything else is here: connect to NATS,
-load the app from the artifact store, take the Work's run commands from the stream in order, run
-them, and publish status, state changes and printed lines. Started as
+load the app (its code from the ``code`` artifact, then the pickled app) from the artifact store,
+take the Work's run commands from the stream in order, run them, and publish status, state changes
+and printed lines, every event stamped with the worker's attempt. Started as
 ``python -m lightning_kernel._worker`` with the spec as JSON in ``LK_WORKER_SPEC``, or by calling
 ``main(spec)`` in a fresh process (the local executor's forkserver does that).
 
 A Work is stopped by a ``work.stop_requested`` command (the runtime interrupts ``run()``), or by
 SIGTERM (the executor's way, also on kernel shutdown): the call is recorded as ``stopped`` with the
 reason, so a resumed run launches it again.
+
+The worker holds a lease on its kernel: the run's lease key (``run.<run id>`` in ``lk_leases``) must be
+there, and NATS reachable. When the kernel has been gone for the lease's length, the worker stops its
+call, persists its Paths, records why and exits; a call that has not started never starts. A worker
+that sees a newer attempt started, or its own attempt fenced by a kernel that could not reach it,
+stops at once without persisting anything: its files would overwrite the newer attempt's.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
 import sys
 import threading
+import time
 import traceback
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from lightning_kernel.executors._spec import WorkerSpec
 
 from . import _storage_link as storage_link
 from ._events import (
     PathPersistRequested,
+    WorkerExited,
+    WorkerStarted,
     WorkRecord,
     WorkRunRequested,
     WorkStateChanged,
     WorkStatusChanged,
     WorkStopRequested,
+    check_size,
     to_event,
     work_token,
 )
@@ -38,32 +49,25 @@ from ._records import EventRecord
 from ._runtime_io import BusThread
 from ._status import WorkStageStatus
 from ._tee import LineTee
+from ._version import __version__
 from ._work import LightningWork, check_returned, user_run
 
+KERNEL_LOST = "kernel lost"
+"""The reason recorded for a call stopped because the worker's kernel went away."""
+FENCED = "fenced"
+EXIT_REFUSED = 78
+"""Exit code of a worker that cannot run its spec (another lightning-kernel version): EX_CONFIG."""
 
-@dataclass
-class WorkerSpec:
-    """Everything a worker needs to host ``work`` of ``run_id``; JSON, so any executor can ship it."""
 
-    run_id: str
-    work: str
-    nats_url: str
-    nats_token: str | None
-    artifacts: str
-    app: str
-    start_seq: int
-    work_root: str
-    echo: bool = True
-    env: dict[str, str] = field(default_factory=dict)
-    resume_vars: dict[str, Any] | None = None
-    """A relaunched Work's last recorded state, applied over its first command's (a resume)."""
+def host_work_dir() -> str:
+    """Where this host keeps the Works' folders: ``LK_WORK_DIR``, else ``~/.lightning-kernel/works``."""
+    return os.environ.get("LK_WORK_DIR") or os.path.join(
+        os.path.expanduser("~"), ".lightning-kernel", "works"
+    )
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
-    @classmethod
-    def from_json(cls, data: str) -> WorkerSpec:
-        return cls(**json.loads(data))
+def resolve_work_root(spec: WorkerSpec) -> str:
+    return spec.work_root if os.path.isabs(spec.work_root) else os.path.join(host_work_dir(), spec.work_root)
 
 
 class _Stop(BaseException):
@@ -75,7 +79,7 @@ class _Stop(BaseException):
 class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self.io = BusThread(spec.nats_url, spec.nats_token, spec.run_id, spec.work)
+        self.io = BusThread(spec.nats_url, spec.nats_token, spec.run_id, spec.work, attempt=spec.attempt)
         self.commands: queue.Queue[EventRecord | None] = queue.Queue()
         self._in_user_code = False
         self._first_call = True
@@ -87,12 +91,27 @@ class Worker:
         """The storage context while user code runs (None before its inputs are in place, and after)."""
         self._persisting = threading.Lock()
         """Held while Paths are persisted: a persist request waits for the end-of-call persist."""
+        self._gone: str | None = None
+        """Why this worker must not start another call: its kernel is gone, or it was fenced."""
+        self._fenced = False
+        self._refused = ""
+        if spec.version != __version__:
+            self._refused = (
+                f"this host runs lightning-kernel {__version__}, the kernel runs {spec.version}: "
+                "install the same version on both"
+            )
 
     def load_work(self) -> LightningWork:
         import cloudpickle
         from lightning_kernel.storage._artifacts import ArtifactStore  # type: ignore[import-not-found,unused-ignore]
 
+        from ._code import import_app, unpack
+
         self.store = ArtifactStore(self.spec.artifacts)
+        if self.spec.code:
+            # The app's own files, so the pickled app's classes (and modules beside it) import by name.
+            root = unpack(self.store.get_bytes(self.spec.code), self.spec.code)
+            import_app(root, self.spec.module, self.spec.entry)
         blob = self.store.get_bytes(self.spec.app)
         app = cloudpickle.loads(blob)
         work = app.components[self.spec.work]
@@ -101,29 +120,51 @@ class Worker:
 
     def serve(self) -> int:
         spec = self.spec
-        os.makedirs(spec.work_root, exist_ok=True)
-        os.chdir(spec.work_root)
-        work = self.work = self.load_work()
+        root = resolve_work_root(spec)
+        os.makedirs(root, exist_ok=True)
+        os.chdir(root)
+        self.spec.work_root = root
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, self._on_sigint)
         sys.stdout = LineTee(lambda line: self.io.log("stdout", line), sys.__stdout__ if spec.echo else None)
         sys.stderr = LineTee(lambda line: self.io.log("stderr", line), sys.__stderr__ if spec.echo else None)
+        if self._refused:
+            work = None
+        else:
+            try:
+                work = self.work = self.load_work()
+            except BaseException as exc:
+                self._refused = f"loading the app failed: {''.join(traceback.format_exception(exc))}"
+                work = None
         self.io.follow(f"lk.{spec.run_id}.cmd.{work_token(spec.work)}", spec.start_seq, self._on_command)
+        if spec.kernel:
+            self.io.watch_lease(f"run.{spec.run_id}", spec.lease_s, self._kernel_gone)
+        code = 0
         try:
             while True:
                 record = self.commands.get()
                 if record is None:  # stopped while idle
-                    return 0
+                    return code
                 event = to_event(record)
-                if isinstance(event, WorkRunRequested) and not self._execute(work, event):
-                    return 0
+                if not isinstance(event, WorkRunRequested):
+                    continue
+                if self._gone is not None:
+                    return code  # a queued call never starts once the kernel is gone
+                if self._refused:
+                    self._status(event.call, WorkStageStatus.FAILED, "WorkerRefused", self._refused)
+                    code = EXIT_REFUSED
+                    return code
+                assert work is not None
+                if not self._execute(work, event):
+                    return code
         finally:
             sys.stdout.flush()
-            self.io.barrier()
+            if not self._fenced:
+                self.io.barrier()
             self.io.close()
 
     def _on_command(self, record: EventRecord) -> None:
-        # On the bus thread: stop requests act at once, run requests queue for the main thread.
+        # On the bus thread: stop requests and fencing act at once, run requests queue for the main thread.
         if record.type == PathPersistRequested.TYPE:
             # Answered beside run(), which goes on: the consumer waits for these files now.
             request = to_event(record)
@@ -133,8 +174,41 @@ class Worker:
             with self._lock:
                 self._stop_reason = to_event(record).reason or "stop requested"  # type: ignore[attr-defined]
             os.kill(os.getpid(), signal.SIGINT)
+        elif record.type in (WorkerStarted.TYPE, WorkerExited.TYPE):
+            attempt = record.body.get("attempt", 0)
+            mine = self.spec.attempt
+            if (record.type == WorkerStarted.TYPE and attempt > mine) or (
+                record.type == WorkerExited.TYPE and attempt == mine
+            ):
+                self._fence(
+                    f"attempt {mine} of {self.spec.work} was superseded by the kernel (event {record.seq})"
+                )
         else:
             self.commands.put(record)
+
+    def _fence(self, why: str) -> None:
+        # Another attempt owns the Work now: stop without persisting or publishing anything more.
+        with self._lock:
+            if self._gone is not None and self._fenced:
+                return
+            self._fenced = True
+            self._gone = why
+            self._stop_reason = FENCED
+        self.io.fenced = True
+        _tell(f"lightning-kernel worker: {why}; stopping")
+        os.kill(os.getpid(), signal.SIGINT)
+        _exit_later(30.0)
+
+    def _kernel_gone(self, why: str) -> None:
+        with self._lock:
+            if self._gone is not None:
+                return
+            self._gone = why
+            self._stop_reason = KERNEL_LOST
+        _tell(f"lightning-kernel worker {self.spec.work}: {why}; stopping")
+        os.kill(os.getpid(), signal.SIGINT)
+        # Persisting the Paths may take a while; a worker never outlives its kernel for long.
+        _exit_later(max(60.0, 6 * self.spec.lease_s))
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self._interrupt("sigterm")
@@ -146,7 +220,11 @@ class Worker:
 
     def _interrupt(self, reason: str) -> None:
         # Only user code is interrupted mid-way; the runtime's own steps (publishing the last status,
-        # waiting for acks) finish, and an idle worker just leaves its loop.
+        # waiting for acks) finish, and an idle worker just leaves its loop. A call between its
+        # command and run() (inputs being copied) does not start run() (``_stopping``).
+        with self._lock:
+            if self._gone is None:
+                self._gone = reason
         if self._in_user_code:
             self._in_user_code = False
             raise _Stop(reason)
@@ -192,6 +270,7 @@ class Worker:
         )
 
         name = self.spec.work
+        limit = self.io.max_payload
         work._lk_set_vars(cmd.vars)
         if self.spec.resume_vars is not None:
             work._lk_set_vars(self.spec.resume_vars)
@@ -204,6 +283,8 @@ class Worker:
             now = work._lk_vars()
             diff = {k: v for k, v in now.items() if last.get(k, _MISSING) != v}
             if diff:
+                # Raised at the assignment that made the state too big, naming the attribute.
+                check_size(name, diff, limit)
                 last.update(diff)
                 self.io.emit(WorkStateChanged(work=name, call=cmd.call, changes=diff))
 
@@ -221,7 +302,10 @@ class Worker:
                 restore_paths(own)
             # Paths of other Works, in the arguments or the attributes, arrive before run() starts.
             transfer_inputs(find_paths(args, kwargs, list(vars(work).values())))
-            self._in_user_code = True
+            self._in_user_code = True  # first: a signal from now on interrupts, one before is seen here
+            if self._gone is not None:
+                self._in_user_code = False
+                raise _Stop(self._stop_reason or self._gone)
             self._ctx = ctx  # from now on a persist request is answered with the files as they are
             try:
                 result = user_run(work)(*args, **kwargs)
@@ -238,6 +322,10 @@ class Worker:
         finally:
             object.__setattr__(work, "_lk_on_change", None)
             object.__setattr__(work, "_lk_in_run", False)
+        if self._fenced:
+            return False  # a newer attempt owns the Work's files and state now
+        if reason == KERNEL_LOST:
+            message = f"{self._gone}; the call stopped and its Paths were persisted"
         try:
             # Finished, failed or interrupted: the Work's Paths are persisted either way.
             with self._persisting:
@@ -253,7 +341,24 @@ class Worker:
         self._status(cmd.call, stage, reason, message)
         sys.stdout.flush()
         self.io.barrier()
-        return keep_going
+        return keep_going and self._gone is None
+
+
+def _tell(line: str) -> None:
+    """A line on the process's own stderr (not the Work's log: the kernel may be unreachable)."""
+    if sys.__stderr__ is not None:
+        sys.__stderr__.write(line + "\n")
+        sys.__stderr__.flush()
+
+
+def _exit_later(seconds: float) -> None:
+    """Exit the process after ``seconds`` whatever it is doing then (a persist hung on a dead store)."""
+
+    def run() -> None:
+        time.sleep(seconds)
+        os._exit(1)
+
+    threading.Thread(target=run, name="lk-exit-watchdog", daemon=True).start()
 
 
 _MISSING = object()
@@ -265,5 +370,14 @@ def main(spec: WorkerSpec) -> int:
     return Worker(spec).serve()
 
 
+def _main_from_env() -> int:
+    try:
+        spec = WorkerSpec.from_json(os.environ["LK_WORKER_SPEC"])
+    except (KeyError, ValueError) as exc:
+        print(f"lightning-kernel worker: cannot read its spec (LK_WORKER_SPEC): {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return main(spec)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(WorkerSpec.from_json(os.environ["LK_WORKER_SPEC"])))
+    raise SystemExit(_main_from_env())

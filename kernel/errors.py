@@ -14,6 +14,7 @@ what to do. The tree::
     ├── RunNotFound                 an unknown run id
     ├── ComponentNotFound           a component name a run does not have
     ├── EventError                  an event that cannot be decoded, or an unknown type/version
+    │   └── PayloadTooLarge         state or arguments bigger than NATS carries in one message
     ├── StoreError                  the SQL store refused an operation
     ├── ArtifactError               the artifact store refused an operation
     │   └── PathEscapeError         a lit:// path that would leave its Work's root
@@ -105,6 +106,25 @@ class ComponentNotFound(KernelError):
 
 class EventError(KernelError):
     """An event that cannot be encoded or decoded."""
+
+
+class PayloadTooLarge(EventError):
+    """State or arguments that, as JSON, exceed what NATS carries in one message (``max_payload``)."""
+
+    def __init__(self, where: str, attribute: str, size: int, limit: int) -> None:
+        self.where = where
+        self.attribute = attribute
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{where}{'.' + attribute if attribute else ''} is {_mb(size)} as JSON, over the {_mb(limit)} "
+            "that NATS carries in one message (its max_payload): keep big values in a Payload, a Drive "
+            "or a Path, and only their reference in the state"
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
 
 
 class StoreError(KernelError):

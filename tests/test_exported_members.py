@@ -25,6 +25,7 @@ def test_sdk_exports():
 
 def test_executor_plugin_surface():
     assert lightning_kernel.executors.__all__ == [
+        "CAUSES",
         "Executor",
         "WorkerExit",
         "WorkerHandle",
@@ -33,6 +34,12 @@ def test_executor_plugin_surface():
         "hookspec",
         "lk_executors",
     ]
+
+
+def test_the_executor_surface_imports_nothing_heavy():
+    code = "import sys, lightning_kernel.executors; print(' '.join(m for m in ('nats', 'sqlalchemy', 'cloudpickle', 'lightning_kernel._worker') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
 
 
 def test_importing_the_sdk_stays_light():

@@ -4,6 +4,14 @@ A fresh Python that imports nats-py and the runtime costs a few hundred millisec
 machine; a fork of a server that already did costs a few. The forkserver is started by ``prepare``,
 while the kernel does its own start-up, so the first Work starts fast too. Forked (not spawned)
 children also inherit the terminal, so what a Work prints appears as it prints it.
+
+Settings (``[executors.local]``): ``work_dir``, where the Works' folders go (default
+``<data dir>/works``). A worker's ``ref`` is its pid and the process's start time (a reused pid is
+not it). A local worker never outlives its kernel: the forkserver and its workers get SIGTERM when
+their parent goes, and a worker that is still there when another kernel takes the run over is on its
+way out (stopping its call, persisting its Paths), so ``attach`` lets it finish that, kills it if it
+takes longer than ``ATTACH_GRACE_S``, and returns None: the new kernel starts a new attempt only once
+the old one is gone.
 """
 
 from __future__ import annotations
@@ -12,14 +20,17 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.context
+import os
 import signal
+from dataclasses import replace
 from typing import Any
 
 from lightning_kernel._natsserver import die_with_parent
-from lightning_kernel._worker import WorkerSpec, main
-from lightning_kernel.executors import Executor, WorkerExit, WorkerHandle, hookimpl
+from lightning_kernel._worker import main
+from lightning_kernel.executors import Executor, WorkerExit, WorkerHandle, WorkerSpec, hookimpl
 
 _WORKER_PREFIX = "lk-worker "
+ATTACH_GRACE_S = 15.0
 
 
 def _install_prep_filter() -> None:
@@ -53,11 +64,25 @@ def _local_main(spec: WorkerSpec) -> int:
     return main(spec)
 
 
+def process_start(pid: int) -> str:
+    """The start time of ``pid`` (clock ticks since boot), '' when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
 class LocalHandle(WorkerHandle):
     def __init__(self, work: str, process: Any) -> None:
         self.work = work
         self.process = process
         self._exit: asyncio.Future[WorkerExit] | None = None
+        self._ref = {"pid": process.pid, "start": process_start(process.pid)}
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        return dict(self._ref)
 
     @property
     def alive(self) -> bool:
@@ -74,7 +99,9 @@ class LocalHandle(WorkerHandle):
                 self.process.join(0)
                 code = self.process.exitcode
                 result = (
-                    WorkerExit(code=None, signal=-code) if code is not None and code < 0 else WorkerExit(code)
+                    WorkerExit(code=None, signal=-code, cause="killed")
+                    if code is not None and code < 0
+                    else WorkerExit(code, cause="exited")
                 )
                 if not fut.done():
                     fut.set_result(result)
@@ -101,11 +128,61 @@ class LocalHandle(WorkerHandle):
         os.kill(self.process.pid, sig)
 
 
+class AttachedHandle(WorkerHandle):
+    """A local worker that another kernel process started: watched through a pidfd (it is not our
+    child, so its exit code is not ours to read)."""
+
+    def __init__(self, work: str, pid: int, start: str) -> None:
+        self.work = work
+        self.pid = pid
+        self._ref = {"pid": pid, "start": start}
+        self._fd = os.pidfd_open(pid)
+        self._exit: asyncio.Future[WorkerExit] | None = None
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        return dict(self._ref)
+
+    @property
+    def alive(self) -> bool:
+        return process_start(self.pid) == self._ref["start"]
+
+    async def wait(self) -> WorkerExit:
+        if self._exit is None:
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[WorkerExit] = loop.create_future()
+
+            def ended() -> None:
+                loop.remove_reader(self._fd)
+                os.close(self._fd)
+                if not fut.done():
+                    fut.set_result(
+                        WorkerExit(code=None, cause="exited", message="the re-attached worker ended")
+                    )
+
+            loop.add_reader(self._fd, ended)
+            self._exit = fut
+        return await asyncio.shield(self._exit)
+
+    async def terminate(self, grace: float = 5.0) -> None:
+        if not self.alive:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self._fd, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.wait(), grace)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._fd, signal.SIGKILL)
+            await self.wait()
+
+
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, work_dir: str = "") -> None:
         self._ctx: multiprocessing.context.ForkServerContext | None = None
+        self.work_dir = work_dir or os.path.abspath(os.path.join(".lightning-kernel", "works"))
 
     def _context(self) -> multiprocessing.context.ForkServerContext:
         if self._ctx is None:
@@ -131,13 +208,33 @@ class LocalExecutor(Executor):
 
     async def start(self, spec: WorkerSpec) -> LocalHandle:
         ctx = self._context()
+        if not os.path.isabs(spec.work_root):
+            spec = replace(spec, work_root=os.path.join(self.work_dir, spec.work_root))
         process = ctx.Process(
             target=_local_main, args=(spec,), name=f"{_WORKER_PREFIX}{spec.work}", daemon=False
         )
         await asyncio.to_thread(process.start)
         return LocalHandle(spec.work, process)
 
+    async def attach(self, ref: dict[str, Any]) -> WorkerHandle | None:
+        pid, start = ref.get("pid"), ref.get("start")
+        if not isinstance(pid, int) or not start or process_start(pid) != start:
+            return None
+        try:
+            survivor = AttachedHandle("", pid, str(start))
+        except OSError:  # gone meanwhile, or not ours to watch
+            return None
+        # It is stopping by itself (its kernel is gone); let it persist its Paths, then make sure.
+        try:
+            await asyncio.wait_for(survivor.wait(), ATTACH_GRACE_S)
+        except asyncio.TimeoutError:
+            await survivor.terminate(grace=5.0)
+        return None
+
 
 @hookimpl
-def lk_executors() -> list[Executor]:
-    return [LocalExecutor()]
+def lk_executors(config: dict[str, Any]) -> list[Executor]:
+    work_dir = config.get("work_dir") or (
+        os.path.join(config["data_dir"], "works") if config.get("data_dir") else ""
+    )
+    return [LocalExecutor(work_dir=os.path.expanduser(str(work_dir)))]

@@ -16,7 +16,7 @@ from lightning_kernel import _schema as schema
 from lightning_kernel._sql import SqlEventStore, alembic_config, open_store, upgrade
 from lightning_kernel.errors import ServiceUnreachable
 
-TABLES = {"alembic_version", "events", "logs", "runs", "snapshots"}
+TABLES = {"alembic_version", "events", "logs", "meta", "runs", "snapshots"}
 
 
 def _tables(url: str) -> set[str]:

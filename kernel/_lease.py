@@ -1,0 +1,217 @@
+"""Leases: one kernel drives a run, one kernel records into a database, and workers know both are alive.
+
+A lease is a key of the JetStream key-value bucket ``lk_leases`` (``run.<run id>``, ``recorder.<db id>``)
+whose value names its holder. It is taken with a create that fails when the key holds a value, renewed
+every third of the bucket's TTL with an update that names the revision it last wrote (so a kernel that
+lost its lease learns it at the next renewal and stops at once), and it lapses by itself: the bucket's
+``max_age`` makes the server drop a key nobody renewed for one TTL (10 s by default, ``LK_LEASE_S``).
+
+Why JetStream KV and not a row in SQL: a run lives in the stream, and every kernel that could drive it
+(whatever database it records into) and every worker (which never sees the database) already talks to
+that NATS; the server's own clock expires the lease, so no two hosts' clocks are ever compared; and a
+renewal is one request on a connection that is already open: about 0.2 ms here, every 3.3 s, per run
+(``python bench/kernel_latency.py`` prints the figures; start-up pays one bucket lookup and one create,
+about 2 ms). A SQL lease would need workers to reach the database, and PostgreSQL's and SQLite's
+clocks (or the kernels') to agree on expiry.
+
+A holder that died on this host (its pid is gone, or was reused by a newer process) is taken over at
+once, so ``resume`` right after a ``kill -9`` needs no wait; one elsewhere lapses after the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from ._bus import Bus, KeyExists, WrongRevision
+from .errors import LeaseHeld
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_S = 10.0
+
+
+def lease_seconds() -> float:
+    """The TTL a kernel asks for when it makes the lease bucket (``LK_LEASE_S``)."""
+    return float(os.environ.get("LK_LEASE_S", DEFAULT_LEASE_S))
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks since boot ('' if unknown): with the pid, it
+    tells a live holder from a newer process that reuses its pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lease: a kernel, by its id, process and host."""
+
+    kernel: str
+    host: str
+    pid: int
+    since: float
+    boot: str = ""
+    pid_start: str = ""
+    data_dir: str = ""
+
+    @classmethod
+    def this_process(cls, kernel: str, data_dir: str = "") -> Holder:
+        pid = os.getpid()
+        return cls(
+            kernel=kernel,
+            host=socket.gethostname(),
+            pid=pid,
+            since=time.time(),
+            boot=_boot_id(),
+            pid_start=_process_start(pid),
+            data_dir=data_dir,
+        )
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Holder:
+        try:
+            raw = json.loads(data)
+            return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+        except (ValueError, TypeError, KeyError):
+            return cls(kernel="?", host="?", pid=0, since=0.0)
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since)) if self.since else "?"
+        where = f" (data dir {self.data_dir})" if self.data_dir else ""
+        return f"the kernel pid {self.pid} on host {self.host}{where}, since {when}"
+
+    def is_dead_here(self) -> bool:
+        """True when the holder ran on this machine, since its last boot, and is gone."""
+        if self.host != socket.gethostname() or not self.boot or self.boot != _boot_id():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, as another user
+        return bool(self.pid_start) and _process_start(self.pid) != self.pid_start
+
+
+@dataclass
+class Lease:
+    key: str
+    revision: int
+    renewed_at: float = 0.0
+    """``time.monotonic()`` of the last write that the server accepted."""
+
+
+class Leases:
+    """The leases one kernel holds, renewed together by one task."""
+
+    def __init__(self, bus: Bus, holder: Holder, on_lost: Callable[[str, str], None]) -> None:
+        self.bus = bus
+        self.holder = holder
+        self.on_lost = on_lost
+        """Called with ``(key, why)`` when a lease could not be renewed: its work must stop at once."""
+        self.ttl = lease_seconds()
+        self._held: dict[str, Lease] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._value = holder.encode()
+
+    async def start(self) -> None:
+        self.ttl = await self.bus.lease_bucket(lease_seconds())
+
+    async def acquire(self, key: str, what: str) -> Lease:
+        """Take ``key``, or raise ``LeaseHeld`` naming its holder; ``what`` says what it guards."""
+        try:
+            revision = await self.bus.kv_create(key, self._value)
+        except KeyExists as held:
+            holder = Holder.decode(held.value)
+            if holder.kernel == self.holder.kernel:
+                revision = held.revision
+            elif holder.is_dead_here():
+                try:
+                    revision = await self.bus.kv_update(key, self._value, held.revision)
+                except WrongRevision:
+                    raise LeaseHeld(
+                        what, "another kernel that took it at the same moment", self.ttl
+                    ) from None
+                log.info("%s: took over from %s, which is gone", what, holder.describe())
+            else:
+                raise LeaseHeld(what, holder.describe(), self.ttl) from None
+        lease = self._held[key] = Lease(key, revision, time.monotonic())
+        if self._task is None:
+            self._task = asyncio.create_task(self._renew_forever(), name="lease-renewal")
+        return lease
+
+    def holds(self, key: str) -> bool:
+        return key in self._held
+
+    async def release(self, key: str) -> None:
+        lease = self._held.pop(key, None)
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await self.bus.kv_delete(key, last=lease.revision)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            for key, lease in list(self._held.items()):
+                try:
+                    lease.revision = await asyncio.wait_for(
+                        self.bus.kv_update(key, self._value, lease.revision), self.ttl / 3
+                    )
+                    lease.renewed_at = time.monotonic()
+                except WrongRevision:
+                    self._held.pop(key, None)
+                    self.on_lost(key, "another kernel holds it now")
+                except (asyncio.TimeoutError, Exception) as exc:
+                    log.debug("renewing %s failed: %s", key, exc)
+                    if time.monotonic() - lease.renewed_at >= self.ttl:
+                        # The server has let it lapse by now: another kernel may hold it.
+                        self._held.pop(key, None)
+                        self.on_lost(key, f"it could not be renewed for {self.ttl:.0f} s ({exc})")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        for key in list(self._held):
+            await self.release(key)
+
+
+def run_key(run_id: str) -> str:
+    return f"run.{run_id}"
+
+
+def recorder_key(db_id: str) -> str:
+    return f"recorder.{db_id}"
+
+
+def new_kernel_id() -> str:
+    return secrets.token_hex(6)
+
+
+async def holder_of(bus: Bus, key: str) -> Holder | None:
+    entry = await bus.kv_get(key)
+    return None if entry is None else Holder.decode(entry[0])
