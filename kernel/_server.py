@@ -38,7 +38,7 @@ from ._api_guard import DEFAULT_MAX_BODY, BodyTooLarge, Guard, ServerStopping, i
 from ._config import Config
 from ._kernel import Kernel
 from ._projection import RUN_ENDED, component_tree
-from ._views import check_component, run_json, run_state
+from ._views import check_component, event_json, log_json, run_json, run_state
 from .errors import ComponentNotFound, KernelError, ParameterError, RunNotFound, ServiceUnreachable
 
 MAX_WAIT_S = 60.0
@@ -88,7 +88,9 @@ class Server:
     def announce(self) -> None:
         """Say where the server listens, and the URL that carries the token (as Jupyter does)."""
         beyond = "" if not self.require_token else " (beyond loopback: every request needs the token)"
-        print(f"lightning-kernel serving on http://{self.host}:{self.port}{beyond}", flush=True)
+        host = self.host.strip("[]")
+        bound = f"[{host}]" if ":" in host else host
+        print(f"lightning-kernel serving on http://{bound}:{self.port}{beyond}", flush=True)
         print(f"    open {self.url('/view')}?token={self.token}", flush=True)
         print(
             f"    the token is in {self.token_path}; clients read it from there or LK_SERVER_TOKEN",
@@ -249,12 +251,7 @@ class Server:
                 wait,
                 LOGS_TICK_S,
             )
-            return JSONResponse(
-                [
-                    {"seq": x.seq, "component": x.component, "ts": x.ts, "stream": x.stream, "line": x.line}
-                    for x in lines
-                ]
-            )
+            return JSONResponse([log_json(x) for x in lines])
 
         async def stop_run(request: Request) -> Response:
             info = await run_info(request.path_params["run"])
@@ -314,18 +311,6 @@ class Server:
             middleware=[guard],
             exception_handlers={KernelError: on_error, BodyTooLarge: on_error, ServerStopping: on_error},
         )
-
-
-def event_json(e: Any) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "id": e.id,
-        "type": e.type,
-        "version": e.version,
-        "ts": e.ts,
-        "source": e.source,
-        "body": e.body,
-    }
 
 
 class Query:

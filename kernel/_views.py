@@ -8,7 +8,7 @@ from typing import Any
 
 from ._events import RunCreated
 from ._projection import component_tree
-from ._records import RunInfo
+from ._records import EventRecord, LogLine, RunInfo
 from ._store import EventStore, load_state
 from .errors import ComponentNotFound, ConfigError, ParameterError
 
@@ -32,6 +32,30 @@ def run_json(r: RunInfo) -> dict[str, Any]:
         "last_seq": r.last_seq,
         "app_file": r.app_file,
         "message": r.message,
+    }
+
+
+def event_json(e: EventRecord) -> dict[str, Any]:
+    """An event as ``history --json`` and the HTTP API give it."""
+    return {
+        "seq": e.seq,
+        "id": e.id,
+        "type": e.type,
+        "version": e.version,
+        "ts": e.ts,
+        "source": e.source,
+        "body": e.body,
+    }
+
+
+def log_json(line: LogLine) -> dict[str, Any]:
+    """A log line as ``logs --json`` and the HTTP API give it."""
+    return {
+        "seq": line.seq,
+        "component": line.component,
+        "ts": line.ts,
+        "stream": line.stream,
+        "line": line.line,
     }
 
 
@@ -81,19 +105,7 @@ def print_history(store: EventStore, run_id: str, as_json: bool, after: int, lim
     events = store.events(info.id, after_seq=after, limit=limit)
     for e in events:
         if as_json:
-            print(
-                _j(
-                    {
-                        "seq": e.seq,
-                        "id": e.id,
-                        "type": e.type,
-                        "version": e.version,
-                        "ts": e.ts,
-                        "source": e.source,
-                        "body": e.body,
-                    }
-                )
-            )
+            print(_j(event_json(e)))
         else:
             print(f"{e.seq:>8}  {_ts(e.ts)}  {e.source:<14} {e.type:<22} {_summary(e)}"[:240])
 
@@ -162,16 +174,6 @@ def print_logs(store: EventStore, run_id: str, component: str | None, as_json: b
         check_component(store, info, component)
     for line in store.logs(info.id, component=component):
         if as_json:
-            print(
-                _j(
-                    {
-                        "seq": line.seq,
-                        "component": line.component,
-                        "ts": line.ts,
-                        "stream": line.stream,
-                        "line": line.line,
-                    }
-                )
-            )
+            print(_j(log_json(line)))
         else:
             print(f"{line.component}: {line.line}" if component is None else line.line)
