@@ -167,3 +167,25 @@ def test_serve_resumes_its_runs_after_a_restart(lk):
         second.send_signal(signal.SIGTERM)
         second.communicate(timeout=30)
     assert os.path.exists(lk.dir / "data" / "server.token")
+
+
+def test_the_client_finds_the_token_in_the_data_dir(lk, server):
+    from lightning_kernel._app import load_app
+    from lightning_kernel._client import Client
+    from lightning_kernel.errors import NotAuthorized
+
+    url, _ = server
+    path = lk.app((EXAMPLES / "counter.py").read_text())
+    app, _ = load_app(path)
+    with pytest.raises(NotAuthorized, match="needs its token"):
+        Client(url, data_dir=str(lk.dir / "nowhere")).submit(app, path)
+    client = Client(url, data_dir=str(lk.dir / "data"))
+    run_id = client.submit(app, path, name="sdk")
+    after, types = 0, []
+    while "run.ended" not in types:
+        events = client.events(run_id, after=after, wait=30)
+        assert events, "no event for 30 s"
+        after, types = events[-1]["seq"], types + [e["type"] for e in events]
+    assert client.run(run_id)["name"] == "sdk" and client.state(run_id)["run"]["status"] == "succeeded"
+    assert client.logs(run_id, component="root")[-1]["line"] == "done"
+    assert client.runs()[0]["id"] == run_id
