@@ -31,6 +31,7 @@ import math
 import os
 import secrets
 import signal
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -71,11 +72,18 @@ class Server:
         return os.path.join(self.kernel.config.data_dir, "server.token")
 
     def write_token(self) -> None:
+        # A new file (mkstemp: mode 0600) renamed over the old one: a token file of an older serve,
+        # whatever its mode, or a link someone planted there, never holds the new token.
         os.makedirs(self.kernel.config.data_dir, exist_ok=True)
-        fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.token)
-        os.chmod(self.token_path, 0o600)  # a file left by an older serve keeps its mode otherwise
+        fd, tmp = tempfile.mkstemp(prefix=".server.token-", dir=self.kernel.config.data_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token)
+            os.replace(tmp, self.token_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def url(self, path: str = "") -> str:
         """This server's URL, as a browser on this machine reaches it."""

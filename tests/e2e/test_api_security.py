@@ -191,10 +191,14 @@ def _run_status(served: Served, run_id: str) -> str:
 
 
 def test_the_token_is_printed_in_a_url_and_kept_private(lk, served) -> None:
+    token_file = lk.dir / "data" / "server.token"
+    token_file.parent.mkdir()
+    token_file.write_text("an old token")
+    token_file.chmod(0o644)  # left readable by an older serve, or by hand
     s = served()
     assert f"    open http://127.0.0.1:{s.port}/view?token={s.token}" in s.printed
-    token_file = lk.dir / "data" / "server.token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and len(s.token) >= 24
+    assert s.token != "an old token"
 
     # The browser opens the printed URL: it keeps the token as a cookie, and the URL loses it.
     opened = s.request("GET", f"/view?token={s.token}")
