@@ -5,7 +5,7 @@
 PyTorch Lightning, with a fraction of its per-step overhead and import time.
 """
 
-from . import callbacks, loggers, tuner
+from . import callbacks, core, loggers, tuner, utilities
 from ._checkpoint import atomic_save, load_checkpoint
 from ._datamodule import LightningDataModule
 from ._errors import CheckpointError, MisconfigurationException
@@ -15,6 +15,10 @@ from ._seed import seed_everything
 from ._state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from ._trainer import Trainer
 from .callbacks import Callback
+
+__version__ = "2.6.0"
+"""The PyTorch Lightning release whose API this Trainer follows (code that compares ``pl.__version__``
+reads it); the package's own version is ``lightning_kernel._version.__version__``."""
 
 __all__ = [
     "Callback",
@@ -31,8 +35,10 @@ __all__ = [
     "TrainerStatus",
     "atomic_save",
     "callbacks",
+    "core",
     "load_checkpoint",
     "loggers",
     "seed_everything",
     "tuner",
+    "utilities",
 ]

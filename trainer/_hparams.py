@@ -55,7 +55,7 @@ def _frame_init_args(frame: FrameType) -> dict[str, Any] | None:
     if not isinstance(cls, type) or not issubclass(cls, HyperparametersMixin):
         return None
     try:
-        params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+        params = inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):
         return None
     names = list(params)

@@ -14,7 +14,7 @@ import sys
 NAME = "lightning_kernel.trainer"
 
 
-class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderr(logging.StreamHandler):
     """A StreamHandler bound to whatever ``sys.stderr`` is when a record is written."""
 
     def emit(self, record: logging.LogRecord) -> None:

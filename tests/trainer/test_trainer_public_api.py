@@ -25,11 +25,14 @@ def test_exported_names_are_pinned() -> None:
         "TrainerStatus",
         "atomic_save",
         "callbacks",
+        "core",
         "load_checkpoint",
         "loggers",
         "seed_everything",
         "tuner",
+        "utilities",
     ]
+    assert pl.__version__ == "2.6.0"
     for name in pl.__all__:
         assert getattr(pl, name) is not None
 

@@ -8,6 +8,7 @@ column and line are left out.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -59,6 +60,9 @@ def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, dict):
         return {k: _to_device(v, device) for k, v in value.items()}
     return value
+
+
+log = logging.getLogger("lightning_kernel.trainer.callbacks.model_summary")
 
 
 class ModelSummaryTable:
@@ -270,4 +274,4 @@ class ModelSummary(Callback):
         table = format_summary_table(
             total_parameters, trainable_parameters, model_size, total_training_modes, summary_data
         )
-        print("\n" + table)
+        log.info("\n" + table)

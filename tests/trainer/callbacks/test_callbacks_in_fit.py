@@ -165,20 +165,23 @@ def test_lr_monitor_needs_a_logger(tmp_path: Path) -> None:
 # -- ModelSummary -------------------------------------------------------------------------------------------
 
 
-def test_summary_is_printed_when_fit_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_summary_is_logged_when_fit_starts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     quiet_trainer(tmp_path, callbacks=[ModelSummary(max_depth=1)], max_epochs=1).fit(BoringModel(batches=1))
-    out = capsys.readouterr().out
+    out = "\n".join(
+        r.message for r in caplog.records if r.name == "lightning_kernel.trainer.callbacks.model_summary"
+    )
     assert "0 | layer | Linear | 66     | train" in out
     assert "66        Total params" in out
 
 
 def test_default_summary_follows_enable_model_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     quiet_trainer(tmp_path, enable_model_summary=True, max_epochs=1).fit(BoringModel(batches=1))
-    assert "Trainable params" in capsys.readouterr().out
+    assert "Trainable params" in caplog.text
+    caplog.clear()
     quiet_trainer(tmp_path, max_epochs=1).fit(BoringModel(batches=1))
-    assert "Trainable params" not in capsys.readouterr().out
+    assert "Trainable params" not in caplog.text
 
 
 # -- progress bars ------------------------------------------------------------------------------------------

@@ -8,16 +8,27 @@ from lightning_kernel.trainer import callbacks, loggers, tuner
 
 def test_exported_members_are_pinned() -> None:
     assert callbacks.__all__ == [
+        "BackboneFinetuning",
+        "BaseFinetuning",
+        "BasePredictionWriter",
+        "BatchSizeFinder",
         "Callback",
         "Checkpoint",
         "EarlyStopping",
+        "EarlyStoppingReason",
+        "GradientAccumulationScheduler",
+        "LambdaCallback",
+        "LearningRateFinder",
         "LearningRateMonitor",
         "ModelCheckpoint",
         "ModelSummary",
+        "OnExceptionCheckpoint",
         "ProgressBar",
+        "RichModelSummary",
         "RichProgressBar",
         "RichProgressBarTheme",
         "TQDMProgressBar",
+        "Timer",
     ]
     assert loggers.__all__ == ["CSVLogger", "DummyLogger", "Logger", "TensorBoardLogger"]
     assert tuner.__all__ == ["LRFinder", "Tuner"]

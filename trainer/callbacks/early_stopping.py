@@ -1,0 +1,8 @@
+"""PL's module path `callbacks.early_stopping`: the same objects as `lightning_kernel.trainer.callbacks`."""
+
+from ._early_stopping import EarlyStopping, EarlyStoppingReason
+
+__all__ = [
+    "EarlyStopping",
+    "EarlyStoppingReason",
+]

@@ -1,0 +1,5 @@
+"""PL's module path `trainer.trainer`."""
+
+from .._trainer import Trainer
+
+__all__ = ["Trainer"]

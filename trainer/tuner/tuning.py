@@ -1,0 +1,5 @@
+"""PL's module path `tuner.tuning`."""
+
+from ._tuning import Tuner
+
+__all__ = ["Tuner"]
