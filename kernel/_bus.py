@@ -101,6 +101,7 @@ class _ConnectionState:
         self.lost_at: float | None = None
         self.reason = ""
         self.changed = asyncio.Event()
+        self.on_back: list[Callable[[], Awaitable[None]]] = []
 
     async def on_error(self, exc: Exception) -> None:
         self.reason = str(exc) or type(exc).__name__
@@ -114,6 +115,9 @@ class _ConnectionState:
         self.lost_at = None
         self.reason = ""
         self.changed.set()
+        for callback in self.on_back:
+            with contextlib.suppress(Exception):
+                await callback()
 
     async def on_closed(self) -> None:
         if self.lost_at is None:
@@ -159,6 +163,7 @@ class Bus:
         self._kv: Any = None
         self._kv_ttl = 0.0
         self._state = _ConnectionState()
+        self._given_up: BaseException | None = None
 
     @classmethod
     async def connect(cls, url: str, token: str | None = None, name: str = "lightning-kernel") -> Bus:
@@ -303,6 +308,8 @@ class Bus:
 
     async def kv_create(self, key: str, value: bytes) -> int:
         """Write ``key`` unless it holds a value (``KeyExists``); returns the new revision."""
+        if self._given_up is not None:
+            raise self._given_up
         assert self._kv is not None, "lease_bucket() first"
         try:
             return int(await self._kv.create(key, value))
@@ -314,6 +321,8 @@ class Bus:
 
     async def kv_update(self, key: str, value: bytes, last: int) -> int:
         """Write ``key`` if its revision is still ``last`` (``WrongRevision`` otherwise)."""
+        if self._given_up is not None:
+            raise self._given_up
         assert self._kv is not None, "lease_bucket() first"
         try:
             return int(await self._kv.update(key, value, last=last))
@@ -334,6 +343,8 @@ class Bus:
         return bytes(entry.value or b""), int(entry.revision or 0)
 
     async def kv_delete(self, key: str, last: int | None = None) -> None:
+        if self._given_up is not None:
+            raise self._given_up
         assert self._kv is not None, "lease_bucket() first"
         with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.NotFoundError):
             await self._kv.delete(key, last=last)
@@ -356,10 +367,24 @@ class Bus:
         """This connection's JetStream publisher, started on first use."""
         if self._publisher is None:
             self._publisher = asyncio.ensure_future(Publisher(self.nc).start())
+
+            async def resend() -> None:
+                await (await self.publisher()).resend()
+
+            self._state.on_back.append(resend)
         return await asyncio.shield(self._publisher)
+
+    def give_up(self, exc: BaseException) -> None:
+        """The connection is given up: every publish waiting for its ack fails with ``exc``, and so
+        does every publish from now on (nothing waits for acks that cannot come)."""
+        self._given_up = exc
+        if self._publisher is not None and self._publisher.done() and not self._publisher.exception():
+            self._publisher.result().fail_all(exc)
 
     async def send(self, subject: str, event_id: str, data: bytes) -> asyncio.Future[int]:
         """Publish an event as ``encode`` made it, without waiting: a future of its stream sequence."""
+        if self._given_up is not None:
+            raise self._given_up
         return await (await self.publisher()).publish(subject, data, event_id)
 
     async def publish(self, run_id: str, event: Event, source: str) -> int:
@@ -372,6 +397,8 @@ class Bus:
         return list(await asyncio.gather(*futures))
 
     async def publish_log(self, run_id: str, component: str, data: bytes) -> None:
+        if self._given_up is not None:
+            return
         await self.nc.publish(f"lklog.{run_id}.{component.replace('.', ':')}", data)
 
     async def last_event(self, subject: str) -> dict[str, Any] | None:
@@ -381,6 +408,14 @@ class Bus:
         except nats.js.errors.NotFoundError:
             return None
         return dict(_json.loads(msg.data)) if msg.data else None
+
+    async def last_seq_of(self, subject: str) -> int:
+        """The stream sequence of the newest event on ``subject``, 0 if there is none."""
+        try:
+            msg = await self.js.get_last_msg(EVENT_STREAM, subject)
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(msg.seq or 0)
 
     async def last_seq(self) -> int:
         info = await self.js.stream_info(EVENT_STREAM)

@@ -123,7 +123,7 @@ async def _start_and_make(kernel: Kernel, make: Callable[[], Awaitable[RunDriver
 async def _faulted(kernel: Kernel, driver: RunDriver, fault: KernelError) -> int:
     """A service failed under the run: stop its Works, say why where it can still be said, and exit."""
     _say(f"\nrun {driver.run_id} interrupted: {fault}")
-    nats_up = kernel.bus is not None and kernel.bus.lost_at is None
+    nats_up = kernel.bus is not None and kernel.bus.lost_at is None and not kernel.nats_gone
     await driver.interrupt(str(fault), publish=nats_up)
     if not nats_up and kernel.store is not None:
         # The log cannot take the interruption now; the runs row says it until the log can.

@@ -85,6 +85,7 @@ class Kernel:
         """Set when a service failed under the kernel; every hosted run is interrupted with it."""
         self._monitor: asyncio.Task[None] | None = None
         self._closing = False
+        self.nats_gone = False
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -160,15 +161,18 @@ class Kernel:
         if self._store_ready is not None:
             await self._store_ready
 
-    def raise_fault(self, fault: KernelFault) -> None:
-        """Interrupt everything this kernel hosts with ``fault`` (callable from any thread)."""
+    def raise_fault(self, fault: KernelFault, nats_gone: bool = False) -> None:
+        """Interrupt everything this kernel hosts with ``fault`` (callable from any thread);
+        ``nats_gone`` when NATS itself is what failed."""
 
         def set_it() -> None:
             if self.fault is not None and not self.fault.done() and not self._closing:
-                log.error("%s", fault)
+                self.nats_gone = self.nats_gone or nats_gone
                 self.fault.set_result(fault)
                 for driver in list(self.runs.values()):
                     driver.abort(fault)
+                if self.nats_gone and self.bus is not None:
+                    self.bus.give_up(fault)
 
         if self._loop is not None:
             self._loop.call_soon_threadsafe(set_it)
@@ -187,9 +191,12 @@ class Kernel:
         def wait() -> None:
             code = server.process.wait()
             if not self._closing:
-                self.raise_fault(
-                    KernelFault(f"the embedded nats-server exited (code {code}); {server.tail()}")
+                how = (
+                    f"was killed by signal {-code}"
+                    if code < 0
+                    else f"exited with code {code}; {server.tail()}"
                 )
+                self.raise_fault(KernelFault(f"the embedded nats-server {how}"), nats_gone=True)
 
         threading.Thread(target=wait, name="nats-server-watch", daemon=True).start()
 
@@ -204,9 +211,8 @@ class Kernel:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(bus.reconnected(), NATS_LOST_AFTER_S)
             if bus.lost_at is not None and not self._closing:
-                self.raise_fault(
-                    KernelFault(f"lost NATS at {bus.shown_url}: {bus.lost_reason or 'disconnected'}")
-                )
+                reason = bus.lost_reason or "disconnected"
+                self.raise_fault(KernelFault(f"lost NATS at {bus.shown_url}: {reason}"), nats_gone=True)
                 return
 
     def _lock_data_dir(self) -> None:
@@ -242,6 +248,8 @@ class Kernel:
         if self._monitor is not None:
             self._monitor.cancel()
         faulted = self.fault is not None and self.fault.done()
+        if self.nats_gone and self.bus is not None:
+            self.bus.give_up(KernelFault("NATS is gone"))
         if self.recorder is not None and self.bus is not None and not faulted:
             with contextlib.suppress(Exception):
                 # Nothing of a run may be left unrecorded when its kernel says it is done: its events

@@ -135,8 +135,16 @@ class RunDriver:
         self.echo = echo
         self.state: projection.State = projection.empty()
         self.supervisor = Supervisor(
-            run_id, app.works, executors, default_executor, worker_spec, self._publish, lambda: self.state
+            run_id,
+            app.works,
+            executors,
+            default_executor,
+            worker_spec,
+            self._publish,
+            lambda: self.state,
+            self._caught_up,
         )
+        self._folded = asyncio.Condition()
         self.ended = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: list[EventRecord] = []
@@ -180,6 +188,12 @@ class RunDriver:
         if loop is not None:
             loop.call_soon_threadsafe(self._spawn, self.bus.publish_log(self.run_id, component, data))
 
+    async def _caught_up(self, subject: str) -> None:
+        """Return once the state holds the newest event on ``subject`` (of this run) in the stream."""
+        last = await self.bus.last_seq_of(subject)
+        async with self._folded:
+            await self._folded.wait_for(lambda: bool(self.state) and self.state["run"]["seq"] >= last)
+
     def abort(self, fault: KernelError) -> None:
         """Make ``run()`` raise ``fault`` at once (NATS lost, the database failing, the lease lost)."""
         self._fault = fault
@@ -215,6 +229,9 @@ class RunDriver:
                 if i < last and record.type == WorkStateChanged.TYPE and self._may_iterate():
                     # Several changes arrived at once: the flow sees each, as if they came one by one.
                     await self._iterate()
+            if records:
+                async with self._folded:
+                    self._folded.notify_all()
             if not self.state:
                 continue
             run = self.state["run"]

@@ -6,6 +6,10 @@ machines, less than the recorder takes. Here each message's reply subject is ``<
 counter, and the ack, read raw (``RawClient``), resolves the message's future with its stream
 sequence: about 2.5 times as many events per second as ``publish_async``, and with the Works'
 batching one Work reaches ~50k acknowledged events/s (``python bench/work_publish.py``).
+
+A message stays here until its ack comes: after a reconnect the unacknowledged ones are sent again
+(the stream drops the copies of those it had, by ``Nats-Msg-Id``), since an ack in flight when the
+connection broke never comes; when the connection is given up, every waiting future fails.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Publisher:
         self._prefix = ""
         self._count = 0
         self._waiting: dict[bytes, tuple[str, asyncio.Future[int]]] = {}
+        self._unacked: dict[bytes, tuple[str, bytes, str]] = {}
         self._sub: Any = None
 
     async def start(self) -> Publisher:
@@ -51,12 +56,31 @@ class Publisher:
         self._count += 1
         token = str(self._count)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting[token.encode()] = (subject, future)
+        key = token.encode()
+        self._waiting[key] = (subject, future)
+        self._unacked[key] = (subject, data, msg_id)
         await self.nc.publish(subject, data, reply=f"{self._prefix}.{token}", headers={"Nats-Msg-Id": msg_id})
         return future
 
+    async def resend(self) -> None:
+        """Send every unacknowledged message again (after a reconnect)."""
+        for key, (subject, data, msg_id) in list(self._unacked.items()):
+            if key in self._waiting:
+                reply = f"{self._prefix}.{key.decode()}"
+                await self.nc.publish(subject, data, reply=reply, headers={"Nats-Msg-Id": msg_id})
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Fail every message still waiting for its ack (the connection is given up)."""
+        for _, future in self._waiting.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._waiting.clear()
+        self._unacked.clear()
+
     def _on_ack(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
-        entry = self._waiting.pop(subject[len(self._prefix) + 1 :], None)
+        key = subject[len(self._prefix) + 1 :]
+        self._unacked.pop(key, None)
+        entry = self._waiting.pop(key, None)
         if entry is None:
             return
         published, future = entry
@@ -84,3 +108,4 @@ class Publisher:
             if not future.done():
                 future.cancel()
         self._waiting.clear()
+        self._unacked.clear()

@@ -21,7 +21,7 @@ from typing import Any
 from lightning_kernel.executors._spec import WorkerExit, WorkerSpec
 
 from . import _projection as projection
-from ._events import Event, WorkerExited, WorkerStarted, WorkStatusChanged
+from ._events import Event, WorkerExited, WorkerStarted, WorkStatusChanged, work_token
 from ._status import WorkStageStatus
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Supervisor:
         make_spec: SpecFactory,
         publish: Callable[[list[Event]], Awaitable[None]],
         state: Callable[[], projection.State],
+        caught_up: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.works = works
@@ -48,6 +49,8 @@ class Supervisor:
         self.make_spec = make_spec
         self.publish = publish
         self.state = state
+        self.caught_up = caught_up
+        """Waits until the state holds the newest event of a subject (a worker's last events)."""
         self.handles: dict[str, Any] = {}
         self.attempts: dict[str, int] = {}
         self._next: dict[str, int] = {}
@@ -126,6 +129,10 @@ class Supervisor:
                 message=exit_.describe(),
             )
         ]
+        if not self.ending and self.caught_up is not None:
+            # Its last events (a final status) were acknowledged before it exited: fold them first.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.caught_up(f"lk.{self.run_id}.evt.{work_token(name)}"), 5)
         state = self.state()
         if not self.ending and state:
             calls = projection.unfinished_calls(state, name)

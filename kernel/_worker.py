@@ -20,6 +20,7 @@ stops at once without persisting anything: its files would overwrite the newer a
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import queue
 import signal
@@ -126,6 +127,9 @@ class Worker:
         self.spec.work_root = root
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, self._on_sigint)
+        if sys.__stderr__ is not None:
+            # `kill -USR1` shows where a worker is stuck (an executor does so before it kills one).
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         sys.stdout = LineTee(lambda line: self.io.log("stdout", line), sys.__stdout__ if spec.echo else None)
         sys.stderr = LineTee(lambda line: self.io.log("stderr", line), sys.__stderr__ if spec.echo else None)
         if self._refused:
@@ -228,7 +232,8 @@ class Worker:
         if self._in_user_code:
             self._in_user_code = False
             raise _Stop(reason)
-        self.commands.put(None)
+        # Not put() here: the signal may have come while this very thread holds the queue's lock.
+        threading.Thread(target=self.commands.put, args=(None,), daemon=True).start()
 
     def _status(self, call: str, stage: str, reason: str = "", message: str = "") -> None:
         self.io.emit(

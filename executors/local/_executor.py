@@ -74,11 +74,19 @@ def process_start(pid: int) -> str:
 
 
 class LocalHandle(WorkerHandle):
+    """A worker forked by our forkserver. Its life is watched through a pidfd, not only through
+    multiprocessing's sentinel: the sentinel is the forkserver's report, and a forkserver that dies
+    first would make a live worker look gone (with exit code 255)."""
+
     def __init__(self, work: str, process: Any) -> None:
         self.work = work
         self.process = process
         self._exit: asyncio.Future[WorkerExit] | None = None
         self._ref = {"pid": process.pid, "start": process_start(process.pid)}
+        try:
+            self._fd: int | None = os.pidfd_open(process.pid)
+        except OSError:  # already gone, or no pidfd (old kernels): the sentinel alone
+            self._fd = None
 
     @property
     def ref(self) -> dict[str, Any]:
@@ -86,29 +94,42 @@ class LocalHandle(WorkerHandle):
 
     @property
     def alive(self) -> bool:
-        return bool(self.process.is_alive())
+        if self._exit is not None and self._exit.done():
+            return False
+        return process_start(self.process.pid) == self._ref["start"] and self._ref["start"] != ""
 
     async def wait(self) -> WorkerExit:
         if self._exit is None:
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[WorkerExit] = loop.create_future()
-            sentinel = self.process.sentinel
-
-            def ended() -> None:
-                loop.remove_reader(sentinel)
-                self.process.join(0)
-                code = self.process.exitcode
-                result = (
-                    WorkerExit(code=None, signal=-code, cause="killed")
-                    if code is not None and code < 0
-                    else WorkerExit(code, cause="exited")
-                )
-                if not fut.done():
-                    fut.set_result(result)
-
-            loop.add_reader(sentinel, ended)
-            self._exit = fut
+            self._exit = asyncio.ensure_future(self._wait())
         return await asyncio.shield(self._exit)
+
+    async def _wait(self) -> WorkerExit:
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+        fd = self._fd if self._fd is not None else self.process.sentinel
+
+        def ended() -> None:
+            loop.remove_reader(fd)
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(fd, ended)
+        await gone
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        # The forkserver reports the exit status once it has reaped the worker.
+        await asyncio.to_thread(self.process.join, 5)
+        code = self.process.exitcode
+        if code is None or code == 255:
+            return WorkerExit(
+                code=None,
+                cause="exited",
+                message="the worker ended; its exit status was lost with the forkserver",
+            )
+        if code < 0:
+            return WorkerExit(code=None, signal=-code, cause="killed")
+        return WorkerExit(code, cause="exited")
 
     async def terminate(self, grace: float = 5.0) -> None:
         if not self.alive:
@@ -118,6 +139,9 @@ class LocalHandle(WorkerHandle):
         try:
             await asyncio.wait_for(self.wait(), grace)
         except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGUSR1)  # its threads' tracebacks, on its stderr
+            await asyncio.sleep(0.2)
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.wait()
