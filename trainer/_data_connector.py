@@ -2,8 +2,6 @@
 no shuffling for ``overfit_batches``, a ``DistributedSampler`` under DDP, several train loaders
 combined PL's "max_size_cycle" way."""
 
-from __future__ import annotations
-
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -56,7 +54,7 @@ class CombinedLoader:
 
 
 class DataConnector:
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: "Trainer") -> None:
         self.trainer = trainer
         self.explicit: dict[str, Any] = {}
         self.datamodule: LightningDataModule | None = None

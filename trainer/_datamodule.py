@@ -1,7 +1,5 @@
 """``LightningDataModule``: the data of a project in one place (prepare, split, dataloaders)."""
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any
@@ -97,7 +95,7 @@ class LightningDataModule(HyperparametersMixin):
         batch_size: int = 1,
         num_workers: int = 0,
         **loader_kwargs: Any,
-    ) -> LightningDataModule:
+    ) -> "LightningDataModule":
         """A datamodule whose dataloaders wrap the given datasets (train shuffled)."""
         from torch.utils.data import DataLoader
 
@@ -109,7 +107,7 @@ class LightningDataModule(HyperparametersMixin):
         }
 
         def loader(kind: str) -> Any:
-            def make(self: LightningDataModule) -> Any:
+            def make(self: "LightningDataModule") -> Any:
                 data = datasets[kind]
                 if isinstance(data, (list, tuple)):
                     return [

@@ -10,8 +10,6 @@ keep working; it is a :class:`~lightning_kernel.errors.ConfigError` (a setting t
     └── CheckpointError                 a corrupt, truncated or foreign checkpoint file
 """
 
-from __future__ import annotations
-
 from lightning_kernel.errors import ConfigError, KernelError
 
 

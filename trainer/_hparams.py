@@ -6,8 +6,6 @@ received. A subclass calling ``super().__init__(...)`` stacks several ``__init__
 same object; the outermost (the most derived class) wins on a name clash, as in PL.
 """
 
-from __future__ import annotations
-
 import copy
 import dataclasses
 import inspect

@@ -1,7 +1,5 @@
 """``LightningModule``: an ``nn.Module`` with PL 2.x's hooks, ``self.log`` and optimizer helpers."""
 
-from __future__ import annotations
-
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -40,18 +38,18 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
 
     # -- attachment and placement -------------------------------------------------------------
     @property
-    def trainer(self) -> Trainer:
+    def trainer(self) -> "Trainer":
         if self._trainer is None:
             raise RuntimeError(f"{type(self).__qualname__} is not attached to a `Trainer`.")
         return self._trainer
 
     @trainer.setter
-    def trainer(self, trainer: Trainer | None) -> None:
+    def trainer(self, trainer: "Trainer | None") -> None:
         for child in self.modules():
             if isinstance(child, LightningModule):
                 child._trainer = trainer
 
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> LightningModule:
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "LightningModule":
         out = super()._apply(fn, *args, **kwargs)
         # cached because `self.device` is read in hot code (every step of many training_steps)
         for tensor in self._tensors():
@@ -236,7 +234,7 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
     def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
         loss.backward(*args, **kwargs)
 
-    def toggle_optimizer(self, optimizer: Optimizer | LightningOptimizer) -> None:
+    def toggle_optimizer(self, optimizer: "Optimizer | LightningOptimizer") -> None:
         """Freeze every parameter that ``optimizer`` does not own (restore with ``untoggle_optimizer``)."""
         state: dict[Tensor, bool] = {}
         for opt in self.trainer.optimizers:
@@ -250,13 +248,13 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
                 param.requires_grad = state[param]
         self._param_requires_grad_state = state
 
-    def untoggle_optimizer(self, optimizer: Optimizer | LightningOptimizer) -> None:
+    def untoggle_optimizer(self, optimizer: "Optimizer | LightningOptimizer") -> None:
         for param, requires_grad in self._param_requires_grad_state.items():
             param.requires_grad = requires_grad
         self._param_requires_grad_state = {}
 
     @contextmanager
-    def toggled_optimizer(self, optimizer: Optimizer | LightningOptimizer) -> Generator[None, None, None]:
+    def toggled_optimizer(self, optimizer: "Optimizer | LightningOptimizer") -> Generator[None, None, None]:
         self.toggle_optimizer(optimizer)
         try:
             yield
@@ -265,7 +263,7 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
 
     def clip_gradients(
         self,
-        optimizer: Optimizer | LightningOptimizer,
+        optimizer: "Optimizer | LightningOptimizer",
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
@@ -282,7 +280,7 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
 
     def configure_gradient_clipping(
         self,
-        optimizer: Optimizer | LightningOptimizer,
+        optimizer: "Optimizer | LightningOptimizer",
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
@@ -292,7 +290,7 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
         self,
         epoch: int,
         batch_idx: int,
-        optimizer: Optimizer | LightningOptimizer,
+        optimizer: "Optimizer | LightningOptimizer",
         optimizer_closure: Any = None,
     ) -> None:
         optimizer.step(closure=optimizer_closure)

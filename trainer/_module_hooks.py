@@ -2,8 +2,6 @@
 defaults: no-ops, or the behaviour PL gives them. The Trainer calls only the ones a module overrides,
 plus the few whose default does work (``configure_optimizers``, the eval/train mode switches)."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 

@@ -1,7 +1,5 @@
 """``configure_optimizers``: every return form PL 2.x accepts, scheduler configs, ``LightningOptimizer``."""
 
-from __future__ import annotations
-
 import dataclasses
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -193,7 +191,8 @@ class LightningOptimizer:
         param_groups: list[dict[str, Any]]
         state: dict[Any, Any]
 
-    def __init__(self, optimizer: Optimizer, trainer: Trainer) -> None:
+    def __init__(self, optimizer: Optimizer, trainer: Any) -> None:
+        # Any, not Trainer: the Trainer module imports this one (a real annotation must not be a string)
         self.__dict__ = {k: v for k, v in optimizer.__dict__.items() if k not in ("step", "__del__")}
         self.__class__ = type("Lightning" + type(optimizer).__name__, (type(self), type(optimizer)), {})
         self._optimizer = optimizer
@@ -232,7 +231,7 @@ def _do_nothing() -> None:
     return None
 
 
-def step_schedulers(trainer: Trainer, interval: str, plateau: bool, batches_that_stepped: int) -> None:
+def step_schedulers(trainer: "Trainer", interval: str, plateau: bool, batches_that_stepped: int) -> None:
     """Step the schedulers due at this ``interval`` (PL's frequency and monitor rules)."""
     if not trainer._automatic_optimization:
         return

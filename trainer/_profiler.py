@@ -1,7 +1,5 @@
 """``Trainer(profiler="simple")``: wall time per hook and step, summarised when the run ends."""
 
-from __future__ import annotations
-
 import time
 from collections import defaultdict
 from collections.abc import Generator

@@ -1,7 +1,5 @@
 """``seed_everything``: one seed for Python, NumPy and torch (and, by environment, for DDP workers)."""
 
-from __future__ import annotations
-
 import logging
 import os
 import random

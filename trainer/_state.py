@@ -1,7 +1,5 @@
 """What the Trainer is doing: ``state.fn`` (fit/validate/test/predict) and ``state.stage``."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from enum import Enum
 

@@ -2,8 +2,6 @@
 the optimizer step, batch transfer. A mixin of ``Trainer`` so the loops call ``trainer._backward``
 and friends, as PL's loops call its strategy and precision plugins."""
 
-from __future__ import annotations
-
 import time
 import warnings
 from collections.abc import Callable
@@ -179,7 +177,7 @@ class StepsMixin:
             f"{type(out).__name__}"
         )
 
-    def _zero_grad(self, optimizer: Optimizer, batch_idx: int) -> None:
+    def _zero_grad(self, optimizer: "Optimizer", batch_idx: int) -> None:
         if self._hooks.overridden("on_before_zero_grad"):
             self._call("on_before_zero_grad", optimizer)
         if self._hooks.module_hook("optimizer_zero_grad") is not None:
@@ -187,7 +185,7 @@ class StepsMixin:
         else:
             optimizer.zero_grad()
 
-    def _backward(self, loss: Tensor, optimizer: Optimizer | None, *args: Any, **kwargs: Any) -> None:
+    def _backward(self, loss: Tensor, optimizer: "Optimizer | None", *args: Any, **kwargs: Any) -> None:
         loss = self.precision_plugin.scale_loss(loss)
         hooks = self._hooks
         if hooks.overridden("on_before_backward"):
@@ -199,7 +197,7 @@ class StepsMixin:
         if hooks.overridden("on_after_backward"):
             self._call("on_after_backward")
 
-    def _after_closure(self, optimizer: Optimizer) -> None:
+    def _after_closure(self, optimizer: "Optimizer") -> None:
         hooks = self._hooks
         if hooks.overridden("on_before_optimizer_step"):
             self._call("on_before_optimizer_step", optimizer)
@@ -215,7 +213,7 @@ class StepsMixin:
         elif self.gradient_clip_val:
             self._module.clip_gradients(optimizer, self.gradient_clip_val, self.gradient_clip_algorithm)
 
-    def _step_optimizer(self, optimizer: Optimizer, batch_idx: int, closure: Callable[[], Any]) -> None:
+    def _step_optimizer(self, optimizer: "Optimizer", batch_idx: int, closure: Callable[[], Any]) -> None:
         if self._hooks.module_hook("optimizer_step") is not None:
             self._call_module_hook(
                 "optimizer_step",
@@ -227,7 +225,7 @@ class StepsMixin:
         else:
             self._optimizer_step(optimizer, closure)
 
-    def _optimizer_step(self, optimizer: Optimizer, closure: Callable[[], Any], **kwargs: Any) -> Any:
+    def _optimizer_step(self, optimizer: "Optimizer", closure: Callable[[], Any], **kwargs: Any) -> Any:
         return self.precision_plugin.optimizer_step(
             optimizer, closure, self._after_closure, self._automatic_optimization, **kwargs
         )

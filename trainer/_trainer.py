@@ -5,8 +5,6 @@ launcher for ``devices=N``). The loops live in ``_fit_loop.py`` and ``_eval_loop
 step does is in ``_steps.py``.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from ._datamodule import LightningDataModule

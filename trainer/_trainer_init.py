@@ -1,8 +1,6 @@
 """How ``Trainer(...)``'s arguments become its parts: accelerator, strategy, precision, loops,
 callbacks, loggers, limits. Checked here, once, with errors that name the argument."""
 
-from __future__ import annotations
-
 import os
 from typing import Any
 

@@ -1,7 +1,5 @@
 """The Trainer's properties, with PL 2.x's names and meanings (a mixin of ``Trainer``)."""
 
-from __future__ import annotations
-
 import math
 import os
 from typing import TYPE_CHECKING, Any
@@ -163,7 +161,7 @@ class TrainerProperties:
         return self.strategy.model if self.strategy.model is not None else self._module
 
     @property
-    def datamodule(self) -> LightningDataModule | None:
+    def datamodule(self) -> "LightningDataModule | None":
         return self._data.datamodule
 
     @property

@@ -151,3 +151,28 @@ def test_module_path_objects_are_the_package_objects() -> None:
     assert ModelCheckpoint is callbacks.ModelCheckpoint
     assert LightningModule is pl.LightningModule
     assert CSVLogger is loggers.CSVLogger
+
+
+def _public_classes() -> list[type]:
+    import lightning_kernel.trainer as pl
+    from lightning_kernel.trainer import callbacks, loggers, profilers, tuner, utilities
+
+    found: list[type] = [pl.Trainer, pl.LightningModule, pl.LightningDataModule, pl.LightningOptimizer]
+    for package in (callbacks, loggers, profilers, tuner, utilities):
+        found += [obj for name in package.__all__ if isinstance(obj := getattr(package, name), type)]
+    return found
+
+
+@pytest.mark.parametrize("cls", _public_classes(), ids=lambda c: c.__name__)
+def test_public_signatures_carry_real_annotations(cls: type) -> None:
+    # LightningCLI-style tools (jsonargparse) read __init__'s annotations: strings from postponed
+    # evaluation would leave them unresolvable
+    import inspect
+    import typing
+
+    init = cls.__init__
+    if init is object.__init__:
+        return
+    strings = [p.name for p in inspect.signature(init).parameters.values() if isinstance(p.annotation, str)]
+    assert strings == []
+    typing.get_type_hints(init)  # resolves without NameError

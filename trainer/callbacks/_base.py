@@ -6,8 +6,6 @@ compares the bound function with this class's), which is why every hook lives he
 Signatures are PL 2.x's, so callbacks written for PyTorch Lightning run unchanged.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,7 +28,7 @@ class Callback:
         return self.__class__.__qualname__
 
     @property
-    def _legacy_state_key(self) -> type[Callback]:
+    def _legacy_state_key(self) -> "type[Callback]":
         """The key older checkpoints used (the class itself), kept so they still restore."""
         return type(self)
 
@@ -204,18 +202,18 @@ class Callback:
         """Called when a checkpoint is loaded, before the callbacks' state is restored."""
 
     # -- optimization -------------------------------------------------------------------------------------
-    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor) -> None:
+    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: "torch.Tensor") -> None:
         """Called before ``loss.backward()``."""
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Called after ``loss.backward()`` and before optimizers are stepped."""
 
     def on_before_optimizer_step(
-        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: "torch.optim.Optimizer"
     ) -> None:
         """Called before ``optimizer.step()``."""
 
     def on_before_zero_grad(
-        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: "torch.optim.Optimizer"
     ) -> None:
         """Called before ``optimizer.zero_grad()``."""

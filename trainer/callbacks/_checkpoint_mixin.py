@@ -4,8 +4,6 @@ A mixin of ``ModelCheckpoint``: the top-k and scheduling logic stays there, what
 and the filesystem is here. Files go through fsspec, so a ``dirpath`` may be any fsspec URL.
 """
 
-from __future__ import annotations
-
 import os
 import warnings
 from typing import Any

@@ -5,8 +5,6 @@ exist by then, since PL 2.x validates before ``on_train_epoch_end``), else after
 Every rank must stop together: the decision is reduced across ranks (any rank stopping stops all).
 """
 
-from __future__ import annotations
-
 import enum
 import logging
 from typing import Any

@@ -5,8 +5,6 @@ Names follow PL: ``lr-SGD`` for one optimizer with one parameter group, ``lr-Ada
 scheduler config's ``name`` when it has one, and ``<name>-momentum``, ``<name>-weight_decay``.
 """
 
-from __future__ import annotations
-
 from collections import defaultdict
 from typing import Any, Literal
 

@@ -8,8 +8,6 @@ with the same top k. Files are written by ``trainer.save_checkpoint``, which wri
 through fsspec, so ``dirpath`` may be any fsspec URL (``s3://bucket/run``).
 """
 
-from __future__ import annotations
-
 import os
 import time
 import warnings

@@ -6,8 +6,6 @@ which loads ``torch._dynamo`` (~0.8 s), too dear for a callback that is on by de
 column and line are left out.
 """
 
-from __future__ import annotations
-
 import logging
 import math
 from typing import Any

@@ -7,8 +7,6 @@ seconds (plus the last batch of each loop), and the metrics are read only when i
 a bar then costs a modulo and a clock read per batch.
 """
 
-from __future__ import annotations
-
 import time
 from typing import Any
 

@@ -5,8 +5,6 @@ training task carries the metrics in a text column. Redraws are manual and throt
 here (see ``_progress.py``); on a console that is not a terminal rich prints the final state only.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
 from typing import Any

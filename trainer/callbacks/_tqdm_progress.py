@@ -1,7 +1,5 @@
 """``TQDMProgressBar``: PL 2.x's default progress bar, drawn with tqdm (imported when a bar is made)."""
 
-from __future__ import annotations
-
 import math
 import sys
 from typing import Any

@@ -6,8 +6,6 @@ Only global rank zero writes: under DDP every process builds the same logger, so
 of the concrete loggers return early elsewhere (see :func:`rank_zero_only`).
 """
 
-from __future__ import annotations
-
 import functools
 import os
 from abc import ABC, abstractmethod
@@ -108,7 +106,7 @@ class DummyExperiment:
     def __getattr__(self, _: str) -> Callable[..., None]:
         return self.nop
 
-    def __getitem__(self, idx: int) -> DummyExperiment:
+    def __getitem__(self, idx: int) -> "DummyExperiment":
         return self
 
     def __setitem__(self, *args: Any) -> None:
@@ -122,7 +120,7 @@ class DummyLogger(Logger):
         self._experiment = DummyExperiment()
 
     @property
-    def experiment(self) -> DummyExperiment:
+    def experiment(self) -> "DummyExperiment":
         return self._experiment
 
     @property

@@ -6,8 +6,6 @@ metric name that appears after the header was written makes the file be rewritte
 header, so every row keeps its columns (PL does the same).
 """
 
-from __future__ import annotations
-
 import csv
 import io
 import os

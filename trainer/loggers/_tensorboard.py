@@ -6,8 +6,6 @@ importing the trainer stays fast. Layout and behaviour follow PL 2.x: ``save_dir
 ``default_hp_metric=False``, and ``hparams.yaml`` next to the event files.
 """
 
-from __future__ import annotations
-
 import os
 import warnings
 from argparse import Namespace
@@ -121,7 +119,7 @@ class TensorBoardLogger(Logger):
         return os.path.expanduser(os.path.expandvars(log_dir))
 
     @property
-    def experiment(self) -> SummaryWriter:
+    def experiment(self) -> "SummaryWriter":
         """The ``SummaryWriter``; made on first use (on rank zero; other ranks never call it)."""
         if self._experiment is None:
             from torch.utils.tensorboard import SummaryWriter

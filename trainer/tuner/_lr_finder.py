@@ -10,8 +10,6 @@ optimizer the user returns is kept (with its learning rates set to ``min_lr``) a
 schedulers are replaced by the range-test scheduler, stepped every optimizer step.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch

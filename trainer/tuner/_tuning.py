@@ -1,7 +1,5 @@
 """``Tuner``: PL 2.x's entry point to the learning-rate finder and the batch-size finder."""
 
-from __future__ import annotations
-
 import logging
 import warnings
 from typing import Any
