@@ -33,9 +33,12 @@ def load_checkpoint(
     path: str,
     map_location: Any = None,
     storage_options: dict[str, Any] | None = None,
-    weights_only: bool = False,
+    weights_only: bool | None = None,
 ) -> dict[str, Any]:
     """Read a checkpoint written by :func:`atomic_save`; ``FileNotFoundError`` if there is none.
+
+    ``weights_only`` is ``torch.load``'s: None takes torch's default (True since torch 2.6), which the
+    Trainer's own checkpoints satisfy (plain tensors, numbers, strings, lists and dicts), as PL's do.
 
     Raises :class:`CheckpointError` for a file that is not a torch checkpoint (truncated, corrupt,
     another format) or whose content is not a checkpoint dict.

@@ -139,7 +139,7 @@ def select_ckpt_path(trainer: Trainer, fn: TrainerFn, ckpt_path: str | None) -> 
 
 def restore_modules_and_callbacks(trainer: Trainer, path: str) -> dict[str, Any]:
     """Load ``path`` and restore the module's weights and (when fitting) the callbacks' state."""
-    checkpoint = load_checkpoint(path, map_location="cpu")
+    checkpoint = load_checkpoint(path, map_location="cpu", weights_only=trainer._ckpt_weights_only)
     require_trainer_checkpoint(checkpoint, path)
     trainer._ckpt_path = path
     module = trainer.lightning_module

@@ -61,6 +61,10 @@ def handle_interrupt(trainer: Trainer, call: Callable[[], Any]) -> Any:
 
 
 def _on_exception(trainer: Trainer, exc: BaseException) -> None:
+    link = trainer._work_link
+    if link is not None:
+        with contextlib.suppress(Exception):
+            link.after_run("failed" if isinstance(exc, Exception) else "interrupted")
     module = trainer._module
     if module is not None:
         with contextlib.suppress(Exception):
@@ -87,6 +91,9 @@ def run(trainer: Trainer, model: LightningModule, ckpt_path: str | None) -> Any:
     model.trainer = trainer
     model_callbacks = trainer._call_module_hook("configure_callbacks")
     trainer.callbacks = merge_model_callbacks(trainer.callbacks, model_callbacks)
+    link = trainer._work_link
+    if link is not None:  # inside a LightningWork: checkpoints into its folder, resume (see _in_work.py)
+        ckpt_path = link.before_run(fn, ckpt_path)
     trainer._hooks = HookTable(trainer.callbacks, model, LightningModule)
     _verify(trainer, model, fn)
     _prepare_step_path(trainer, model)
@@ -120,6 +127,8 @@ def run(trainer: Trainer, model: LightningModule, ckpt_path: str | None) -> Any:
     trainer.profiler.describe()
     trainer.state.status = TrainerStatus.FINISHED
     trainer.state.stage = None
+    if link is not None:
+        link.after_run("finished")
     return result
 
 

@@ -12,7 +12,7 @@ from ._deprecated import rename_kwarg, translate_trainer_kwargs
 from ._errors import MisconfigurationException
 from ._logging import ResultCollection
 from ._module import LightningModule
-from ._rank_zero import rank_zero_warn
+from ._rank_zero import PossibleUserWarning, rank_zero_warn
 from ._state import RunningStage, TrainerFn, TrainerStatus
 from ._steps import StepsMixin
 from ._trainer_init import TrainerInit
@@ -80,9 +80,14 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
         val_dataloaders: Any = None,
         datamodule: LightningDataModule | None = None,
         ckpt_path: str | None = None,
+        weights_only: bool | None = None,
         **legacy: Any,
     ) -> None:
-        """Train ``model``; ``ckpt_path`` (a path, an fsspec URL or ``"last"``) resumes a run."""
+        """Train ``model``; ``ckpt_path`` (a path, an fsspec URL or ``"last"``) resumes a run.
+
+        ``weights_only`` is ``torch.load``'s (None: torch's default, True since torch 2.6).
+        """
+        self._ckpt_weights_only = weights_only
         train_dataloaders = rename_kwarg(
             legacy, "train_dataloader", "train_dataloaders", train_dataloaders, "fit"
         )
@@ -95,6 +100,12 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
             )
         if ckpt_path is None and self._resume_from_checkpoint is not None:
             ckpt_path = self._resume_from_checkpoint
+        if self._max_epochs_defaulted and not any(type(cb).__name__ == "Timer" for cb in self.callbacks):
+            rank_zero_warn(
+                "`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch limit, set "
+                "`max_epochs=-1`.",
+                category=PossibleUserWarning,
+            )
         self.state.fn = TrainerFn.FITTING
         self.state.status = TrainerStatus.RUNNING
         self.training = True
@@ -116,8 +127,10 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
         ckpt_path: str | None = None,
         verbose: bool = True,
         datamodule: LightningDataModule | None = None,
+        weights_only: bool | None = None,
         **legacy: Any,
     ) -> list[dict[str, float]]:
+        self._ckpt_weights_only = weights_only
         dataloaders = rename_kwarg(legacy, "val_dataloaders", "dataloaders", dataloaders, "validate")
         return self._evaluate(TrainerFn.VALIDATING, model, dataloaders, ckpt_path, verbose, datamodule)
 
@@ -128,8 +141,10 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
         ckpt_path: str | None = None,
         verbose: bool = True,
         datamodule: LightningDataModule | None = None,
+        weights_only: bool | None = None,
         **legacy: Any,
     ) -> list[dict[str, float]]:
+        self._ckpt_weights_only = weights_only
         dataloaders = rename_kwarg(legacy, "test_dataloaders", "dataloaders", dataloaders, "test")
         return self._evaluate(TrainerFn.TESTING, model, dataloaders, ckpt_path, verbose, datamodule)
 
@@ -140,7 +155,9 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
         datamodule: LightningDataModule | None = None,
         return_predictions: bool | None = None,
         ckpt_path: str | None = None,
+        weights_only: bool | None = None,
     ) -> Any:
+        self._ckpt_weights_only = weights_only
         return self._evaluate(
             TrainerFn.PREDICTING, model, dataloaders, ckpt_path, False, datamodule, return_predictions
         )
@@ -235,6 +252,8 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
             checkpoint = dump_checkpoint(self, weights_only)
             if self.is_global_zero:
                 atomic_save(checkpoint, str(filepath), storage_options)
+                if self._work_link is not None:
+                    self._work_link.saved(str(filepath))
             self.strategy.barrier("Trainer.save_checkpoint")
 
     # -- state -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from ._errors import MisconfigurationException
 from ._eval_loop import EvaluationLoop, PredictionLoop
 from ._fit_loop import FitLoop
 from ._hooks import HookTable
+from ._in_work import attach as attach_to_work
 from ._log import ensure_handler
 from ._logger_connector import LoggerConnector
 from ._module import LightningModule
@@ -68,11 +69,8 @@ class TrainerInit:
             max_epochs, self._max_steps = 1, fast_dev_run
         elif max_epochs is None:
             max_epochs = 1000 if a["max_steps"] == -1 and a["max_time"] is None else -1
-            if max_epochs == 1000:
-                trainer._warn_once(
-                    "`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch limit, set "
-                    "`max_epochs=-1`."
-                )
+        # said when fit starts, as PL does: a Trainer made to validate or predict needs no epoch limit
+        self._max_epochs_defaulted = a["max_epochs"] is None and max_epochs == 1000
         if isinstance(max_epochs, int) and max_epochs < -1:
             raise MisconfigurationException(
                 f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}."
@@ -171,6 +169,7 @@ class TrainerInit:
         self._lightning_optimizers: list[LightningOptimizer] = []
         self._hooks = HookTable([], None, LightningModule)
         self._ckpt_path: str | None = None
+        self._ckpt_weights_only: bool | None = None
         self._automatic_optimization = True
         self._collect_epoch_outputs = False
         self._need_step_output = True
@@ -186,6 +185,8 @@ class TrainerInit:
                 "Logging and checkpointing is suppressed."
             )
         _log_device_info(self.accelerator)
+        # last: the link adds its callback, and looks at the stack for the Work that runs this code
+        self._work_link = attach_to_work(trainer)
 
 
 def _log_device_info(accelerator: str) -> None:

@@ -150,16 +150,25 @@ def test_max_time_stops_training(tmp_path: Path) -> None:
         quiet_trainer(tmp_path, max_time="1 hour")
 
 
-def test_max_epochs_default_warns_and_is_1000(tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="Setting it to 1000 epochs"):
+def test_max_epochs_default_warns_when_fit_starts_and_is_1000(tmp_path: Path) -> None:
+    import warnings
+
+    from lightning_kernel.trainer.utilities.warnings import PossibleUserWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a Trainer made to validate or predict needs no epoch limit
         trainer = pl.Trainer(
             default_root_dir=str(tmp_path),
             logger=False,
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
+            limit_train_batches=0,  # the fit below only has to start
+            limit_val_batches=0,
         )
     assert trainer.max_epochs == 1000
+    with pytest.warns(PossibleUserWarning, match="Setting it to 1000 epochs"):
+        trainer.fit(Counting(), train_dataloaders=DataLoader(RandomDataset(32, 2)))
 
 
 def test_on_train_batch_start_returning_minus_one_skips_the_rest_of_the_epoch(tmp_path: Path) -> None:

@@ -41,7 +41,11 @@ def trial_trainer(trainer: Any, callbacks: list[Any], **overrides: Any) -> Any:
     kwargs.update(_QUIET)
     kwargs["callbacks"] = callbacks
     kwargs.update(overrides)
-    return type(trainer)(**kwargs)
+    trial = type(trainer)(**kwargs)
+    from .._in_work import detach
+
+    detach(trial)  # a trial is no training of the Work's: no state, no checkpoints, no resume
+    return trial
 
 
 def check_single_process(trainer: Any, what: str) -> None:
