@@ -13,13 +13,12 @@ The flow hands the best checkpoint, a Path, to the evaluating Work, which receiv
 import os
 import time
 
+import lightning_kernel.trainer as pl
 import torch
 from lightning_kernel import LightningApp, LightningFlow, LightningWork
+from lightning_kernel.trainer.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-import lightning_kernel.trainer as pl
-from lightning_kernel.trainer.callbacks import ModelCheckpoint
 
 
 def dataset(split: int) -> TensorDataset:
