@@ -177,7 +177,7 @@ def serve(host: str, port: int, max_body: int, **kw: Any) -> None:
 
     cfg = _config(**kw)
     cfg.echo = False
-    run_server(cfg, host, port, max_body)
+    sys.exit(run_server(cfg, host, port, max_body))
 
 
 @cli.command()

@@ -92,13 +92,22 @@ class Client:
 
     # -- the API ------------------------------------------------------------------------------------
 
-    def submit(self, app: Any, app_file: str = "app.py", name: str | None = None) -> str:
-        """Submit a LightningApp; its run id."""
+    def submit(self, app: Any, app_file: str = "app.py", name: str | None = None, module: Any = None) -> str:
+        """Submit a LightningApp; its run id. With the app file's ``module`` (as ``load_app`` returns it),
+        the app's folder goes with it and the kernel and workers import the app's own files."""
         import cloudpickle
 
         headers = {"Content-Type": "application/octet-stream", "X-LK-App-File": app_file}
         if name:
             headers["X-LK-Name"] = name
+        if module is not None:
+            from ._code import pack
+
+            packed = pack(app_file)
+            ref = self.request("/api/code", packed.data, {"Content-Type": "application/octet-stream"})["ref"]
+            headers.update({"X-LK-Code": ref, "X-LK-Module": module.__name__, "X-LK-Entry": packed.entry})
+            if module.__name__ in cloudpickle.list_registry_pickle_by_value():
+                cloudpickle.unregister_pickle_by_value(module)
         return str(self.request("/api/runs", cloudpickle.dumps(app), headers)["id"])
 
     def runs(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -137,8 +146,8 @@ def submit_and_follow(client: Client, app_file: str, name: str | None) -> int:
     """``run app --server``: submit ``app_file``, print what the run prints, exit as it ends."""
     from ._app import load_app
 
-    app, _ = load_app(app_file)
-    run_id = client.submit(app, os.path.abspath(app_file), name)
+    app, module = load_app(app_file)
+    run_id = client.submit(app, os.path.abspath(app_file), name, module=module)
     print(f"run {run_id} submitted to {client.url}", file=sys.stderr, flush=True)
     after = 0
     try:

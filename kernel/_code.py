@@ -59,6 +59,15 @@ WARN_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class Code:
+    """A run's code: the artifact of its folder, and the app file's module name and path in it."""
+
+    ref: str
+    module: str
+    entry: str
+
+
+@dataclass(frozen=True)
 class PackedCode:
     """The archive of an app's folder, and where the app file sits in it."""
 

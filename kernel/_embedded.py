@@ -142,7 +142,7 @@ def run_embedded(config: Config, app_file: str, name: str | None = None) -> int:
 
     async def make() -> RunDriver:
         app, module = load_app(app_file)
-        return await kernel.create_run(app, app_file, name, module=module)
+        return await kernel.create_run(app, app_file, name, code=await kernel.pack_code(app_file, module))
 
     return asyncio.run(_host(kernel, make))
 

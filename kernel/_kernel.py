@@ -31,6 +31,7 @@ from lightning_kernel.executors._spec import WorkerSpec
 from . import _projection as projection
 from ._app import LightningApp
 from ._bus import Bus, StreamState
+from ._code import WARN_BYTES, Code, describe_size, import_app, pack, unpack
 from ._config import Config
 from ._events import EVENT_STREAM, RunCreated, RunResumed, RunStopRequested, WorkStatusChanged
 from ._lease import Holder, Leases, holder_of, new_kernel_id, run_key
@@ -161,6 +162,10 @@ class Kernel:
         if self._store_ready is not None:
             await self._store_ready
 
+    @property
+    def faulted(self) -> bool:
+        return self.fault is not None and self.fault.done() and not self.fault.cancelled()
+
     def raise_fault(self, fault: KernelFault, nats_gone: bool = False) -> None:
         """Interrupt everything this kernel hosts with ``fault`` (callable from any thread);
         ``nats_gone`` when NATS itself is what failed."""
@@ -247,7 +252,7 @@ class Kernel:
                 await driver.close()
         if self._monitor is not None:
             self._monitor.cancel()
-        faulted = self.fault is not None and self.fault.done()
+        faulted = self.faulted
         if self.nats_gone and self.bus is not None:
             self.bus.give_up(KernelFault("NATS is gone"))
         if self.recorder is not None and self.bus is not None and not faulted:
@@ -324,29 +329,29 @@ class Kernel:
         assert self.leases is not None
         await self.leases.acquire(run_key(run_id), f"run {run_id}")
 
-    async def create_run(
-        self, app: LightningApp, app_file: str, name: str | None = None, module: Any = None
-    ) -> RunDriver:
-        """Start a run of ``app``. With the app's ``module`` (as ``load_app`` returns it), its folder is
-        packed as the run's ``code`` artifact and workers import it from their own copy."""
+    async def pack_code(self, app_file: str, module: Any) -> Code:
+        """Pack the folder of ``app_file`` (less the data dir) as a code artifact; the app's classes
+        will be pickled by name, and workers import ``module`` from their copy of the folder."""
         import cloudpickle
 
-        from ._code import WARN_BYTES, describe_size, pack
+        packed = await asyncio.to_thread(pack, app_file, [self.config.data_dir])
+        if packed.size > WARN_BYTES:
+            log.warning("%s", describe_size(packed))
+        ref = await asyncio.to_thread(self.artifacts.put_bytes, packed.data)
+        if module.__name__ in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.unregister_pickle_by_value(module)
+        return Code(ref, module.__name__, packed.entry)
+
+    async def create_run(
+        self, app: LightningApp, app_file: str, name: str | None = None, code: Code | None = None
+    ) -> RunDriver:
+        """Start a run of ``app``; with ``code`` (``pack_code``), its workers import the app's files."""
+        import cloudpickle
 
         assert self.bus is not None
         await self.store_ready()
         assert self.recorder is not None
         run_id = new_run_id()
-        code = entry = module_name = ""
-        if module is not None:
-            packed = await asyncio.to_thread(pack, app_file, [self.config.data_dir])
-            if packed.size > WARN_BYTES:
-                log.warning("%s", describe_size(packed))
-            code = await asyncio.to_thread(self.artifacts.put_bytes, packed.data)
-            entry, module_name = packed.entry, module.__name__
-            # By name, not by value: the workers import the module from the code artifact.
-            if module_name in cloudpickle.list_registry_pickle_by_value():
-                cloudpickle.unregister_pickle_by_value(module)
         blob = cloudpickle.dumps(app)
         ref = await asyncio.to_thread(self.artifacts.put_bytes, blob)
         await self._take_lease(run_id)
@@ -356,9 +361,9 @@ class Kernel:
             app_file=os.path.abspath(app_file),
             app=ref,
             components=app.describe(),
-            code=code,
-            module=module_name,
-            entry=entry,
+            code=code.ref if code else "",
+            module=code.module if code else "",
+            entry=code.entry if code else "",
             db=self.recorder.db_id,
         )
         seq = await self.bus.publish(run_id, event, "kernel")
@@ -409,14 +414,16 @@ class Kernel:
         await driver.follow(state["run"]["seq"] + 1)
         return driver
 
+    def load_code(self, code: Code) -> None:
+        """Unpack ``code`` (an artifact of this kernel's store) and import its app module, so that a
+        pickled app that names its classes can be loaded."""
+        import_app(unpack(self.artifacts.get_bytes(code.ref), code.ref), code.module, code.entry)
+
     def _load_app(self, run: dict[str, Any]) -> LightningApp:
         import cloudpickle
 
-        from ._code import import_app, unpack
-
         if run.get("code"):
-            root = unpack(self.artifacts.get_bytes(run["code"]), run["code"])
-            import_app(root, run["module"], run["entry"])
+            self.load_code(Code(run["code"], run["module"], run["entry"]))
         app = cloudpickle.loads(self.artifacts.get_bytes(run["app"]))
         if not isinstance(app, LightningApp):
             raise KernelError(f"the app of run {run['id']} unpickles to a {type(app).__name__}")

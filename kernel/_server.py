@@ -3,7 +3,9 @@
 Endpoints (JSON)::
 
     GET  /api/runs?limit=N                  runs, newest first
-    POST /api/runs                          submit an app (body: the cloudpickled LightningApp)
+    POST /api/code                          upload an app's folder (a code artifact); {"ref": ...}
+    POST /api/runs                          submit an app (body: the cloudpickled LightningApp;
+                                            X-LK-Code/-Module/-Entry name its code artifact)
     GET  /api/runs/{run}                    one run (``latest`` works)
     GET  /api/runs/{run}/state?at=SEQ       its state, folded from its events
     GET  /api/runs/{run}/events?after=SEQ&limit=N&wait=S
@@ -19,7 +21,8 @@ need it too beyond loopback; cross-origin requests are refused; bodies are limit
 A bad query parameter is a 400 that names it: ``{"error": ..., "parameter": "wait"}``.
 
 Stopping: SIGTERM or SIGINT ends long polls at once, gives other requests (a slow upload) a moment,
-then interrupts the hosted runs (``Server.stop``) and exits.
+then interrupts the hosted runs (``Server.stop``) and exits. A fault under the kernel (NATS lost, the
+database failing) interrupts the runs the same way and ends ``serve`` with exit code 3.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._api_guard import DEFAULT_MAX_BODY, BodyTooLarge, Guard, ServerStopping, is_loopback
+from ._code import Code
 from ._config import Config
 from ._kernel import Kernel
 from ._projection import RUN_ENDED, component_tree
@@ -110,8 +114,13 @@ class Server:
         await self.kernel.ready()
         self.write_token()
         assert self.kernel.store is not None
+        await self.kernel.caught_up()
         for info in await asyncio.to_thread(self.kernel.store.runs, None, ["running", "interrupted"]):
             if info.status == "running" or info.message == "serve shutdown":
+                holder = await self.kernel.host_of(info.id)
+                if holder is not None and not holder.is_dead_here():
+                    print(f"run {info.id} is driven by {holder.describe()}; not resumed here", flush=True)
+                    continue
                 try:
                     driver = await self.kernel.resume_run(info.id)
                 except KernelError as exc:
@@ -126,18 +135,33 @@ class Server:
 
         def done(_: Any) -> None:
             self.tasks.pop(driver.run_id, None)
-            self.kernel.runs.pop(driver.run_id, None)
-            self._closing.add(asyncio.ensure_future(driver.close()))
+            self._closing.add(asyncio.ensure_future(self._let_go(driver)))
 
         task.add_done_callback(done)
+
+    async def _let_go(self, driver: Any) -> None:
+        """A run's driver ended (the run ended, or a fault aborted it): stop its Works, free its lease."""
+        if driver.aborted.done():
+            fault = driver.aborted.result()
+            print(f"run {driver.run_id} interrupted: {fault}", flush=True)
+            up = self.kernel.bus is not None and self.kernel.bus.lost_at is None and not self.kernel.nats_gone
+            with contextlib.suppress(Exception):
+                await driver.interrupt(str(fault), publish=up)
+        with contextlib.suppress(Exception):
+            await driver.close()
+        with contextlib.suppress(Exception):
+            await self.kernel.release(driver.run_id)
 
     async def stop(self) -> None:
         for run_id, task in list(self.tasks.items()):
             driver = self.kernel.runs.get(run_id)
             task.cancel()
             if driver is not None:
+                up = not self.kernel.nats_gone
                 with contextlib.suppress(Exception):
-                    await driver.interrupt("serve shutdown")
+                    await driver.interrupt("serve shutdown", publish=up)
+                with contextlib.suppress(Exception):
+                    await self.kernel.release(run_id)
         await self.kernel.close()
 
     # -- long polls ----------------------------------------------------------------------------------
@@ -209,6 +233,22 @@ class Server:
             # Stored first: nothing is unpickled unless it came from the kernel's own artifact store.
             ref = await asyncio.to_thread(kernel.artifacts.put_bytes, bytes(body))
             del body
+            code = None
+            if request.headers.get("x-lk-code"):
+                code = Code(
+                    request.headers["x-lk-code"],
+                    request.headers.get("x-lk-module", ""),
+                    request.headers.get("x-lk-entry", ""),
+                )
+                if not (code.module.isidentifier() and code.entry.endswith(".py")):
+                    return error(400, "X-LK-Module must be a module name and X-LK-Entry the app file's path")
+                try:
+                    # The app's classes are pickled by name: its module comes from its code artifact.
+                    await asyncio.to_thread(kernel.load_code, code)
+                except Exception as exc:
+                    return error(
+                        400, f"the app's code {code.ref} cannot be loaded: {type(exc).__name__}: {exc}"
+                    )
             try:
                 app = cloudpickle.loads(await asyncio.to_thread(kernel.artifacts.get_bytes, ref))
             except Exception as exc:
@@ -218,12 +258,23 @@ class Server:
             if not isinstance(app, LightningApp):
                 return error(400, f"the body unpickles to a {type(app).__name__}, not a LightningApp")
             app_file = request.headers.get("x-lk-app-file", "app.py")
-            driver = await kernel.create_run(app, app_file, request.headers.get("x-lk-name") or None)
+            driver = await kernel.create_run(app, app_file, request.headers.get("x-lk-name") or None, code)
             self._host(driver)
             # Answer once the run is in SQL, so the caller's next request finds it.
             assert kernel.recorder is not None and kernel.bus is not None
             await kernel.recorder.wait_recorded(await kernel.bus.last_seq(), timeout=10)
             return JSONResponse({"id": driver.run_id}, status_code=201)
+
+        async def upload_code(request: Request) -> Response:
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+            if not body:
+                return error(
+                    400, "the request body must be an app folder's archive (lightning_kernel._code.pack)"
+                )
+            ref = await asyncio.to_thread(kernel.artifacts.put_bytes, bytes(body))
+            return JSONResponse({"ref": ref}, status_code=201)
 
         async def get_run(request: Request) -> Response:
             return JSONResponse(run_json(await run_info(request.path_params["run"])))
@@ -309,6 +360,7 @@ class Server:
             routes=[
                 Route("/api/runs", list_runs, methods=["GET"]),
                 Route("/api/runs", submit, methods=["POST"]),
+                Route("/api/code", upload_code, methods=["POST"]),
                 Route("/api/runs/{run}", get_run),
                 Route("/api/runs/{run}/state", get_state),
                 Route("/api/runs/{run}/events", get_events),
@@ -354,7 +406,8 @@ class Query:
         return value
 
 
-def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> None:
+def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> int:
+    """Serve until SIGTERM/SIGINT (exit code 0) or a fault under the kernel (3)."""
     import uvicorn
 
     class Uvicorn(uvicorn.Server):
@@ -394,13 +447,25 @@ def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
+
+        async def on_fault() -> None:
+            assert server.kernel.fault is not None
+            fault = await asyncio.shield(server.kernel.fault)
+            print(f"lightning-kernel serve: {fault}; stopping (resume once it is fixed)", flush=True)
+            faulted.append(fault)
+            uv.should_exit = True
+
         try:
             await server.start()
+            watch = asyncio.ensure_future(on_fault())
             await uv.serve()
+            watch.cancel()
         except asyncio.CancelledError:
             if not uv.should_exit:
                 raise
         finally:
             await server.stop()
 
+    faulted: list[BaseException] = []
     asyncio.run(main())
+    return 3 if faulted else 0

@@ -86,7 +86,8 @@ def _summary(rec: Any) -> str:
         return f"{b['work']} call {b['call']} args={_j(b['args'])} kwargs={_j(b['kwargs'])}"
     if t == "work.status_changed":
         extra = f" ({b['reason']})" if b.get("reason") else ""
-        return f"{b['work']} call {b['call']} {b['stage']}{extra}"
+        who = f" [worker {b['attempt']}]" if b.get("attempt") else ""
+        return f"{b['work']} call {b['call']} {b['stage']}{extra}{who}"
     if t == "work.persist_requested":
         return f"{b['work']} {b['path']} (asked by {b['requester']}, request {b['request'][:8]})"
     if t == "work.record" and b["kind"] == "path.persist_answered":
@@ -95,6 +96,14 @@ def _summary(rec: Any) -> str:
         return f"{b['work']} {b['kind']} {d.get('path', '')} {done} (request {str(d.get('request', ''))[:8]})"
     if t == "work.record":
         return f"{b['work']} {b['kind']} {_j(b['data'])}"
+    if t == "work.worker_started":
+        how = "re-attached" if b.get("attached") else "started"
+        ref = " ".join(f"{k}={v}" for k, v in (b.get("ref") or {}).items())
+        return f"{b['work']} worker {b['attempt']} {how} ({b['executor']}{', ' + ref if ref else ''})"
+    if t == "work.worker_exited":
+        return f"{b['work']} worker {b['attempt']} {b['cause']}: {b.get('message', '')}"
+    if t == "event.unreadable":
+        return f"unreadable ({b.get('size', '?')} bytes on {b.get('subject', '?')}): {b.get('error', '')}"
     if t in ("run.ended", "run.interrupted", "run.resumed", "run.stop_requested", "work.stop_requested"):
         return " ".join(str(v).splitlines()[0] if v else "" for v in b.values()).strip()
     return _j(b)
