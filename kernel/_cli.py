@@ -250,5 +250,18 @@ def db_upgrade(**kw: Any) -> None:
     click.echo(f"database at {url.split('@')[-1]} is up to date")
 
 
+@db.command("adopt-stream")
+@_store_options
+@_fail_cleanly
+def db_adopt_stream(**kw: Any) -> None:
+    """Record the streams NATS holds now (after its store was removed or reset).
+
+    Past runs stay readable; runs that were not finished cannot resume. No kernel may be running on
+    this data dir (or database) meanwhile."""
+    from ._adopt import adopt_stream
+
+    adopt_stream(_config(**kw))
+
+
 def main() -> None:
     cli(prog_name="lightning-kernel")

@@ -385,11 +385,13 @@ class Kernel:
         await self._take_lease(info.id)
         try:
             state = await asyncio.to_thread(load_state, self.store, info.id)
+            # Its Works read their commands from the stream again: all of the run must be there.
             first = (await self.bus.stream_state(EVENT_STREAM)).first_seq
-            if state["run"]["seq"] + 1 < first:
+            began = (await asyncio.to_thread(self.store.events, info.id, 0, None, 1))[0].seq
+            if began < first:
                 raise KernelError(
-                    f"run {info.id} cannot resume: its events up to seq {state['run']['seq']} are no longer "
-                    f"in the stream (it starts at seq {first}); its history stays readable"
+                    f"run {info.id} cannot resume: its events from seq {began} are no longer all in the "
+                    f"stream (it starts at seq {first}; it was reset or adopted); its history stays readable"
                 )
             app = await asyncio.to_thread(self._load_app, state["run"])
         except BaseException:

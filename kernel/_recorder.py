@@ -100,7 +100,10 @@ class Recorder:
 
     async def _starts(self) -> dict[str, Start]:
         meta = await asyncio.to_thread(self.store.meta)
-        maxima = {EVENT_STREAM: await asyncio.to_thread(self.store.max_seq), LOG_STREAM: 0}
+        maxima = {
+            EVENT_STREAM: await asyncio.to_thread(self.store.max_seq),
+            LOG_STREAM: await asyncio.to_thread(self.store.max_log_seq),
+        }
         out = {}
         for name in (EVENT_STREAM, LOG_STREAM):
             state = await self.bus.stream_state(name)

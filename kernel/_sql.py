@@ -215,6 +215,11 @@ class SqlEventStore:
             value = conn.execute(sa.select(sa.func.max(schema.events.c.seq))).scalar()
         return int(value or 0)
 
+    def max_log_seq(self) -> int:
+        with self._connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(schema.logs.c.seq))).scalar()
+        return int(value or 0)
+
     def runs(self, limit: int | None = None, status: Sequence[str] | None = None) -> list[RunInfo]:
         t = schema.runs
         q = sa.select(t)

@@ -39,6 +39,9 @@ class EventStore(Protocol):
     def max_seq(self) -> int:
         """The highest event seq stored, 0 when there is none."""
 
+    def max_log_seq(self) -> int:
+        """The highest log line seq stored, 0 when there is none."""
+
     def meta(self) -> dict[str, str]:
         """The meta table: the database's id, the streams it records, its position in them."""
 
