@@ -27,6 +27,7 @@ from ._binding import KEYS
 from ._bus import Bus, StreamState
 from ._config import Config
 from ._events import EVENT_STREAM, LOG_STREAM
+from ._store import EventStore
 from .errors import ConfigError, StreamMismatch
 
 
@@ -61,13 +62,13 @@ def plan(stream: StreamState, meta: dict[str, str], recorded_max: int) -> tuple[
     )
 
 
-async def adopt(bus: Bus, store: object) -> list[Adoption]:
+async def adopt(bus: Bus, store: EventStore) -> list[Adoption]:
     from ._records import Batch
 
-    meta: dict[str, str] = await asyncio.to_thread(store.meta)  # type: ignore[attr-defined]
+    meta = await asyncio.to_thread(store.meta)
     maxima = {
-        EVENT_STREAM: await asyncio.to_thread(store.max_seq),  # type: ignore[attr-defined]
-        LOG_STREAM: await asyncio.to_thread(store.max_log_seq),  # type: ignore[attr-defined]
+        EVENT_STREAM: await asyncio.to_thread(store.max_seq),
+        LOG_STREAM: await asyncio.to_thread(store.max_log_seq),
     }
     states = await bus.ensure_streams()
     done = []
@@ -80,7 +81,7 @@ async def adopt(bus: Bus, store: object) -> list[Adoption]:
         id_key, pos_key = KEYS[name]
         rows[id_key], rows[pos_key] = state.id, str(position)
         done.append(Adoption(name, action, max(state.first_seq, position + 1), position))
-    await asyncio.to_thread(store.write, Batch(meta=rows))  # type: ignore[attr-defined]
+    await asyncio.to_thread(store.write, Batch(meta=rows))
     return done
 
 
@@ -95,6 +96,7 @@ def adopt_stream(config: Config) -> None:
         server = None
         lock = Kernel(config)
         try:
+            token: str | None
             if config.nats is None:
                 lock._lock_data_dir()
                 server = await asyncio.to_thread(EmbeddedNats.start, os.path.join(config.data_dir, "nats"))
