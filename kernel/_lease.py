@@ -127,18 +127,21 @@ class Lease:
 class Leases:
     """The leases one kernel holds, renewed together by one task."""
 
-    def __init__(self, bus: Bus, holder: Holder, on_lost: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, bus: Bus, holder: Holder, on_lost: Callable[[str, str], None], ttl: float | None = None
+    ) -> None:
         self.bus = bus
         self.holder = holder
         self.on_lost = on_lost
         """Called with ``(key, why)`` when a lease could not be renewed: its work must stop at once."""
-        self.ttl = lease_seconds()
+        self.ttl = ttl or lease_seconds()
         self._held: dict[str, Lease] = {}
         self._task: asyncio.Task[None] | None = None
         self._value = holder.encode()
 
     async def start(self) -> None:
-        self.ttl = await self.bus.lease_bucket(lease_seconds())
+        """Make (or find) the lease bucket; its TTL, the first kernel's choice, is the lease's."""
+        self.ttl = await self.bus.lease_bucket(self.ttl)
 
     async def acquire(self, key: str, what: str) -> Lease:
         """Take ``key``, or raise ``LeaseHeld`` naming its holder; ``what`` says what it guards."""

@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import contextlib
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -22,6 +23,15 @@ from ._events import Event, encode
 from ._records import EventRecord
 
 T = TypeVar("T")
+_MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def quiet_signals() -> None:
+    """Block SIGINT and SIGTERM in the calling (non-main) thread, so the kernel delivers them to the
+    main thread, whose handlers interrupt the Work's code."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_SIGNALS)
+
+
 _BARRIER = object()
 _MAX_PENDING = 20_000
 
@@ -35,7 +45,7 @@ class BusThread:
         self.attempt = attempt
         """Stamped on every event this thread publishes (the worker's attempt; see ``encode``)."""
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="lk-bus", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="lk-bus", daemon=True)
         self._thread.start()
         self.bus: Bus = self.call(Bus.connect(url, token, name=source))
         # User code appends here (deque appends are atomic) and wakes the publisher only when it
@@ -44,6 +54,13 @@ class BusThread:
         self._asleep = True
         self._wake: asyncio.Event = self.call(self._make_event())
         self._publisher = asyncio.run_coroutine_threadsafe(self._publish_loop(), self.loop)
+
+    def _serve(self) -> None:
+        # SIGTERM and SIGINT are for the main thread, where user code runs: a process-directed signal
+        # that landed on this thread would not interrupt a main thread blocked in a system call.
+        # (Threads this one starts, the loop's executor, inherit the mask.)
+        quiet_signals()
+        self.loop.run_forever()
 
     async def _make_event(self) -> asyncio.Event:
         return asyncio.Event()

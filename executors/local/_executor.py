@@ -8,10 +8,10 @@ children also inherit the terminal, so what a Work prints appears as it prints i
 Settings (``[executors.local]``): ``work_dir``, where the Works' folders go (default
 ``<data dir>/works``). A worker's ``ref`` is its pid and the process's start time (a reused pid is
 not it). A local worker never outlives its kernel: the forkserver and its workers get SIGTERM when
-their parent goes, and a worker that is still there when another kernel takes the run over is on its
-way out (stopping its call, persisting its Paths), so ``attach`` lets it finish that, kills it if it
-takes longer than ``ATTACH_GRACE_S``, and returns None: the new kernel starts a new attempt only once
-the old one is gone.
+their parent goes, and a worker that is still there when another kernel takes the run over is
+stopped by ``attach`` (SIGTERM: it records why and persists its Paths; killed after
+``ATTACH_GRACE_S``), which returns None: the new kernel starts a new attempt only once the old one is
+gone.
 """
 
 from __future__ import annotations
@@ -206,7 +206,8 @@ class LocalExecutor(Executor):
 
     def __init__(self, work_dir: str = "") -> None:
         self._ctx: multiprocessing.context.ForkServerContext | None = None
-        self.work_dir = work_dir or os.path.abspath(os.path.join(".lightning-kernel", "works"))
+        self.work_dir = work_dir
+        """Where relative Work folders go; '' leaves them to the worker (its host's work dir)."""
 
     def _context(self) -> multiprocessing.context.ForkServerContext:
         if self._ctx is None:
@@ -232,7 +233,7 @@ class LocalExecutor(Executor):
 
     async def start(self, spec: WorkerSpec) -> LocalHandle:
         ctx = self._context()
-        if not os.path.isabs(spec.work_root):
+        if self.work_dir and not os.path.isabs(spec.work_root):
             spec = replace(spec, work_root=os.path.join(self.work_dir, spec.work_root))
         process = ctx.Process(
             target=_local_main, args=(spec,), name=f"{_WORKER_PREFIX}{spec.work}", daemon=False
@@ -248,11 +249,9 @@ class LocalExecutor(Executor):
             survivor = AttachedHandle("", pid, str(start))
         except OSError:  # gone meanwhile, or not ours to watch
             return None
-        # It is stopping by itself (its kernel is gone); let it persist its Paths, then make sure.
-        try:
-            await asyncio.wait_for(survivor.wait(), ATTACH_GRACE_S)
-        except asyncio.TimeoutError:
-            await survivor.terminate(grace=5.0)
+        # A local worker belongs to the kernel that forked it: it stops (persisting its Paths, as on
+        # SIGTERM) before the new kernel starts another attempt.
+        await survivor.terminate(grace=ATTACH_GRACE_S)
         return None
 
 

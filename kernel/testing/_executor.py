@@ -15,140 +15,29 @@ a small app (``lightning_kernel.testing._contract_app``), starts workers through
 real ``WorkerSpec``s, sends them run commands on the stream and checks what they record: calls run
 and report their state, the spec's environment reaches the Work, ``terminate`` stops a running call
 gracefully (the worker records ``stopped``), a crash comes back through ``wait()`` with its exit code,
-workers run side by side. An executor whose workers run elsewhere overrides ``adapt_spec`` to point
-the spec at addresses and folders that its hosts can reach, and may raise ``timeout``.
+workers run side by side. Then the worker's life across kernels: ``attach(ref)`` re-attaches a live
+worker or makes sure it is gone, a worker of a superseded (fenced) attempt stops by itself, one whose
+kernel's lease lapsed stops its call and records why, and a worker needs nothing of the kernel's
+filesystem (its code comes as an artifact, its folder is the host's). An executor whose workers run
+elsewhere overrides ``adapt_spec`` to point the spec at addresses (NATS, the artifact store) that its
+hosts can reach, and may raise ``timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from lightning_kernel.executors._spec import WorkerSpec
 
-from .. import _projection as projection
-from .._bus import Bus
-from .._events import RunCreated, WorkRunRequested
-from .._natsserver import EmbeddedNats
-from .._records import EventRecord
+from .._events import WorkerExited, WorkerStarted
 from .._status import WorkStageStatus
-from .._worker import WorkerSpec
-
-ENV_VALUE = "from-the-spec"
-
-
-class Harness:
-    """One contract test's world: NATS, a store, the contract app, and the run's folded state."""
-
-    def __init__(
-        self, executor: Any, root: str, adapt: Callable[[WorkerSpec], WorkerSpec], timeout: float
-    ) -> None:
-        self.executor = executor
-        self.root = root
-        self.adapt = adapt
-        self.timeout = timeout
-        self.run_id = f"contract-{secrets.token_hex(4)}"
-        self.state: projection.State = projection.empty()
-        self.handles: list[Any] = []
-        self._changed = asyncio.Condition()
-        self._server: EmbeddedNats | None = None
-        self.bus: Bus | None = None
-        self._app_ref = ""
-        self._artifacts = f"file://{os.path.join(root, 'artifacts')}"
-
-    async def __aenter__(self) -> Harness:
-        import cloudpickle
-        from lightning_kernel.storage._artifacts import ArtifactStore
-
-        from ._contract_app import make_app
-
-        self._server = await asyncio.to_thread(EmbeddedNats.start, os.path.join(self.root, "nats"))
-        self.bus = await Bus.connect(self._server.url, self._server.token)
-        await self.bus.ensure_streams()
-        app = make_app()
-        self._app_ref = ArtifactStore(self._artifacts).put_bytes(cloudpickle.dumps(app))
-        created = RunCreated(
-            name="contract", app_file="contract.py", app=self._app_ref, components=app.describe()
-        )
-        seq = await self.bus.publish(self.run_id, created, "contract")
-        await self.bus.follow(f"lk.{self.run_id}.>", seq, self._on_record)
-        await self.executor.prepare()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.gather(*(h.terminate(5.0) for h in self.handles), return_exceptions=True)
-        await self.executor.close()
-        if self.bus is not None:
-            await self.bus.close()
-        if self._server is not None:
-            await asyncio.to_thread(self._server.stop)
-
-    async def _on_record(self, record: EventRecord) -> None:
-        async with self._changed:
-            self.state = projection.apply(self.state, record)
-            self._changed.notify_all()
-
-    # -- what the tests do --------------------------------------------------------------------------
-
-    async def start(self, work: str) -> Any:
-        """Start a worker for ``work`` through the executor; it takes commands published from now."""
-        assert self.bus is not None and self._server is not None
-        spec = WorkerSpec(
-            run_id=self.run_id,
-            work=work,
-            nats_url=self._server.url,
-            nats_token=self._server.token,
-            artifacts=self._artifacts,
-            app=self._app_ref,
-            start_seq=await self.bus.last_seq() + 1,
-            work_root=os.path.join(self.root, "works", work),
-            echo=False,
-            env={"LK_CONTRACT_VALUE": ENV_VALUE},
-        )
-        handle = await asyncio.wait_for(self.executor.start(self.adapt(spec)), self.timeout)
-        self.handles.append(handle)
-        return handle
-
-    async def call(self, work: str, index: int, **kwargs: Any) -> str:
-        """Ask ``work`` to run (its ``index``-th call) with ``kwargs``; returns the call id."""
-        assert self.bus is not None
-        call = f"c{index}"
-        vars_ = self.state["components"][work]["vars"]
-        request = WorkRunRequested(work=work, call=call, index=index, args=[], kwargs=kwargs, vars=vars_)
-        await self.bus.publish(self.run_id, request, "contract")
-        return call
-
-    def stage(self, work: str, call: str) -> str | None:
-        c = self.state["works"][work]["calls"].get(call)
-        return None if c is None else str(c["stage"])
-
-    def call_record(self, work: str, call: str) -> dict[str, Any]:
-        return dict(self.state["works"][work]["calls"][call])
-
-    def vars(self, work: str) -> dict[str, Any]:
-        return dict(self.state["components"][work]["vars"])
-
-    async def until_stage(self, work: str, call: str, stage: str) -> None:
-        await self.until(f"call {call} of {work} {stage}", lambda: self.stage(work, call) == stage)
-
-    async def until(self, what: str, predicate: Callable[[], bool]) -> None:
-        """Wait until ``predicate()`` holds for the folded state; fail naming ``what`` after the timeout."""
-
-        async def reached() -> None:
-            async with self._changed:
-                await self._changed.wait_for(predicate)
-
-        try:
-            await asyncio.wait_for(reached(), self.timeout)
-        except asyncio.TimeoutError:
-            pytest.fail(
-                f"after {self.timeout} s, still waiting for: {what}; the run's Works: {self.state['works']}"
-            )
-
+from ._harness import ENV_VALUE, LEASE_S, SHARED_NOTHING_APP, Harness
 
 Body = Callable[[Harness], Awaitable[None]]
 
@@ -167,10 +56,10 @@ class ExecutorContract:
         """The spec as this executor's hosts must see it (NATS address, artifacts, folders)."""
         return spec
 
-    def _run(self, executor: Any, body: Body) -> None:
+    def _run(self, executor: Any, body: Body, app_source: str | None = None) -> None:
         async def main() -> None:
             with tempfile.TemporaryDirectory(prefix="lk-contract-") as root:
-                async with Harness(executor, root, self.adapt_spec, self.timeout) as h:
+                async with Harness(executor, root, self.adapt_spec, self.timeout, app_source) as h:
                     await body(h)
 
         asyncio.run(main())
@@ -249,3 +138,103 @@ class ExecutorContract:
             assert h.vars("root.counter")["pid"] != 0
 
         self._run(executor, body)
+
+    # -- the worker's life, for kernels that restart and hosts that share nothing --------------------
+
+    def test_a_worker_shares_no_filesystem_with_the_kernel(self, executor: Any) -> None:
+        """The spec names no path of the kernel's machine (but the store's URL, which ``adapt_spec``
+        may change); the Work runs in its own folder under the host's HOME, and its code (a module
+        beside the app file, removed from the kernel's disk) comes from the code artifact."""
+
+        async def body(h: Harness) -> None:
+            spec = h.spec("root.reporter", 1, 1)
+            shown = json.loads(self.adapt_spec(spec).to_json())
+            shown.pop("artifacts")
+            assert h.kernel_root not in json.dumps(shown), "a spec names no path of the kernel's machine"
+            await h.start("root.reporter")
+            call = await h.call("root.reporter", 1, kernel_root=h.kernel_root)
+            await h.until_stage("root.reporter", call, WorkStageStatus.SUCCEEDED)
+            got = h.vars("root.reporter")
+            assert got["beside"].startswith("beside from "), got
+            assert h.kernel_root not in got["beside"], "the app's modules come from the code artifact"
+            assert not got["cwd"].startswith(h.kernel_root), f"the Work's folder is the host's: {got['cwd']}"
+            assert got["cwd"].endswith(os.path.join(h.run_id, "root.reporter")), got["cwd"]
+            assert not got["kernel_root_seen"], (
+                "nothing in the Work's environment points at the kernel's folder"
+            )
+
+        self._run(executor, body, app_source=SHARED_NOTHING_APP)
+
+    def test_attach_finds_a_live_worker_or_stops_it(self, executor: Any) -> None:
+        """``attach(ref)`` in a restarted kernel: a handle to the same, live worker, or None, and then
+        that worker is gone: never two copies. A ref of a worker that has ended attaches nothing."""
+
+        async def body(h: Harness) -> None:
+            handle = await h.start("root.counter")
+            call = await h.call("root.counter", 1)
+            await h.until_stage("root.counter", call, WorkStageStatus.SUCCEEDED)
+            ref = json.loads(json.dumps(handle.ref))  # the ref is JSON: it is recorded in the log
+            attached = await asyncio.wait_for(executor.attach(ref), self.timeout)
+            if attached is None:
+                await asyncio.wait_for(handle.wait(), self.timeout)
+                assert not handle.alive, "attach() that re-attaches nothing leaves no copy alive"
+            else:
+                assert attached.alive and attached.ref == handle.ref
+                again = await h.call("root.counter", 2)
+                await h.until_stage("root.counter", again, WorkStageStatus.SUCCEEDED)
+                await asyncio.wait_for(attached.terminate(grace=self.timeout / 2), self.timeout)
+                assert not attached.alive
+            assert await asyncio.wait_for(executor.attach(ref), self.timeout) is None, (
+                "a ref of a worker that has ended attaches nothing"
+            )
+
+        self._run(executor, body)
+
+    def test_a_worker_of_a_superseded_attempt_stops_by_itself(self, executor: Any) -> None:
+        """Fencing: once the log says a newer attempt started, the old worker stops its call and exits,
+        without running anything more."""
+
+        async def body(h: Harness) -> None:
+            handle = await h.start("root.sleeper")
+            call = await h.call("root.sleeper", 1, seconds=600.0)
+            await h.until("root.sleeper started", lambda: h.vars("root.sleeper")["started"] is True)
+            await h.publish(WorkerStarted(work="root.sleeper", attempt=2, executor="contract", ref={}))
+            ended = await asyncio.wait_for(handle.wait(), self.timeout)
+            assert not handle.alive, ended.describe()
+            assert h.stage("root.sleeper", call) == WorkStageStatus.RUNNING, (
+                "a fenced worker publishes nothing more (its call is the new attempt's now)"
+            )
+
+        self._run(executor, body)
+
+    def test_a_worker_declared_lost_stops_by_itself(self, executor: Any) -> None:
+        async def body(h: Harness) -> None:
+            handle = await h.start("root.sleeper")
+            await h.call("root.sleeper", 1, seconds=600.0)
+            await h.until("root.sleeper started", lambda: h.vars("root.sleeper")["started"] is True)
+            await h.publish(WorkerExited(work="root.sleeper", attempt=1, cause="lost"))
+            await asyncio.wait_for(handle.wait(), self.timeout)
+            assert not handle.alive
+
+        self._run(executor, body)
+
+    def test_a_worker_stops_when_its_kernel_is_gone(self, executor: Any) -> None:
+        """The worker's lease on its kernel: once the run's lease lapses, the running call stops and
+        records why, the worker exits, and a call queued after that never starts."""
+
+        async def body(h: Harness) -> None:
+            handle = await h.start("root.sleeper")
+            call = await h.call("root.sleeper", 1, seconds=600.0)
+            await h.until("root.sleeper started", lambda: h.vars("root.sleeper")["started"] is True)
+            await h.lose_the_kernel()
+            queued = await h.call("root.sleeper", 2, seconds=0.0)
+            await h.until_stage("root.sleeper", call, WorkStageStatus.STOPPED)
+            assert h.call_record("root.sleeper", call)["reason"] == "kernel lost"
+            await asyncio.wait_for(handle.wait(), self.timeout)
+            assert not handle.alive
+            assert h.stage("root.sleeper", queued) == WorkStageStatus.PENDING, "a queued call never starts"
+
+        self._run(executor, body)
+
+
+__all__ = ["ENV_VALUE", "LEASE_S", "ExecutorContract", "Harness", "WorkerSpec"]
