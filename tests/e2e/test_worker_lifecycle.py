@@ -222,15 +222,12 @@ def test_a_call_between_its_command_and_run_never_runs_after_its_kernel_died(lk,
         lk.env["LK_TEST_SIZE"] = str(size_mb << 20)
         proc = lk.popen("run", "app", app)
 
-        works = tmp_path / "data" / "works"
-
-        def copying() -> bool:
+        def copying(works: Path = tmp_path / "data" / "works", proc=proc) -> bool:
             # The consumer's input arrives as a partial file in its folder, renamed when complete.
-            return any(p.name.startswith(".lk-partial-") for p in works.glob("*/root.consumer/**/*"))
+            partial = any(p.name.startswith(".lk-partial-") for p in works.glob("*/root.consumer/**/*"))
+            return partial or proc.poll() is not None
 
-        _wait(
-            lambda: copying() or proc.poll() is not None, "the input to be copied", timeout=120, every=0.005
-        )
+        _wait(copying, "the input to be copied", timeout=120, every=0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         _wait(lambda: not _processes_of(str(tmp_path / "data")), "the run's processes to end", timeout=30)
