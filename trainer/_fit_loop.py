@@ -187,11 +187,16 @@ class FitLoop(FitLoopState):
             restore_rng(restart["epoch_start_rng"])
         trainer._logger_connector.first_loop_iter = None
         self._val_this_epoch = self.val_loop is not None and self.val_loop.should_run_in_epoch(self)
+        pending = restart is not None and restart.get("val_pending", False)
         if restart is None or not restart["epoch_finished"]:
             batches = iterate(loader, self.num_training_batches, skip)
             if skip and restart is not None:
                 batches = _restore_after_first(batches, restart["rng"])
             for batch_idx, batch, is_last in batches:
+                if pending:  # the validation the checkpointed batch was about to trigger
+                    pending = False
+                    self._run_validation(self.should_accumulate())
+                    self._after_validation()
                 self.batch_idx = batch_idx
                 self.total_batch_idx += 1
                 self.is_last_batch = is_last
@@ -199,6 +204,9 @@ class FitLoop(FitLoopState):
                     break
                 if self._epoch_done():
                     break
+        elif pending:
+            self._run_validation(False)
+            self._after_validation()
         self._epoch_end()
 
     def _epoch_end(self) -> None:
@@ -276,16 +284,8 @@ class FitLoop(FitLoopState):
             ):
                 connector.log_metrics(self.results.metrics(trainer, on_step=True)[1])
         if self._val_this_epoch and self._should_check_val():
-            assert self.val_loop is not None
-            trainer.validating = True
-            first = connector.first_loop_iter
-            if not accumulating:
-                trainer._call_module_hook("on_validation_model_zero_grad")
-            self.val_loop.run()
-            trainer.training = True
-            connector.first_loop_iter = first
-        if trainer.lr_scheduler_configs:
-            self.update_lr_schedulers("step", plateau=True)
+            self._run_validation(accumulating)
+        self._after_validation()
         if not accumulating:
             self.batches_that_stepped += 1
         self._batch_tail = False
@@ -295,6 +295,32 @@ class FitLoop(FitLoopState):
         if trainer._max_time is not None:
             trainer._check_time()
         return True
+
+    def _run_validation(self, accumulating: bool) -> None:
+        trainer = self.trainer
+        connector = trainer._logger_connector
+        assert self.val_loop is not None
+        trainer.validating = True
+        first = connector.first_loop_iter
+        if not accumulating:
+            trainer._call_module_hook("on_validation_model_zero_grad")
+        self.val_loop.run()
+        trainer.training = True
+        connector.first_loop_iter = first
+
+    def _after_validation(self) -> None:
+        if self.trainer.lr_scheduler_configs:
+            self.update_lr_schedulers("step", plateau=True)
+
+    def _val_pending(self) -> bool:
+        trainer = self.trainer
+        return bool(
+            self._batch_tail
+            and not trainer.validating
+            and self._val_this_epoch
+            and self.val_loop is not None
+            and self._should_check_val()
+        )
 
     def _should_check_val(self) -> bool:
         trainer = self.trainer

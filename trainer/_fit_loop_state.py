@@ -25,6 +25,11 @@ class FitLoopState:
     def should_accumulate(self) -> bool:
         raise NotImplementedError
 
+    def _val_pending(self) -> bool:
+        """Saved after a batch's step but before the validation that batch triggers (a checkpoint from
+        ``on_train_batch_end``): a resumed run must validate first, as the uninterrupted one did next."""
+        raise NotImplementedError
+
     def state_dict(self) -> dict[str, Any]:
         """PL's ``loops["fit_loop"]`` layout, plus what an exact mid-epoch resume needs."""
         stepped = self.batches_that_stepped
@@ -52,7 +57,11 @@ class FitLoopState:
             },
             "epoch_loop.automatic_optimization.optim_progress": {"optimizer": {"step": steps}},
             "epoch_loop.manual_optimization.optim_step_progress": steps,
-            "lightning_kernel": {"epoch_start_rng": self._epoch_start_rng, "epoch_finished": finished},
+            "lightning_kernel": {
+                "epoch_start_rng": self._epoch_start_rng,
+                "epoch_finished": finished,
+                "val_pending": self._val_pending(),
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any], rng: dict[str, Any] | None = None) -> None:
@@ -77,6 +86,7 @@ class FitLoopState:
             ),
             "epoch_start_rng": ours.get("epoch_start_rng"),
             "rng": rng,
+            "val_pending": bool(mid_epoch and ours.get("val_pending", False)),
         }
         if mid_epoch:
             self.batches_done = self._restart["batches_done"]

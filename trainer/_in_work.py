@@ -109,6 +109,8 @@ class WorkLink:
         self.local_folder = self.folder.local("the Trainer's checkpoint folder")
         self.callback = _WorkCallback(self)
         self._dirty = False
+        self._wrote = False
+        """Whether this Trainer wrote into the folder (else it holds only files the Work was given)."""
         self._last_publish = 0.0
         self._pending = False
         self._held: list[int] = []
@@ -140,7 +142,8 @@ class WorkLink:
                 if ckpt_path is not None:
                     log.info(f"Resuming {self.ctx.work_name}'s training from {ckpt_path}")
             self._resumable = False
-        self.publish("running", force=True)
+        else:
+            self.publish("running", force=True)  # fit says so at on_train_start, once a resume is restored
         return ckpt_path
 
     def after_run(self, status: str) -> None:
@@ -171,10 +174,10 @@ class WorkLink:
     def saved(self, filepath: str) -> None:
         """``Trainer.save_checkpoint`` wrote ``filepath``: the folder is persisted after this hook."""
         if os.path.abspath(str(filepath)).startswith(self.local_folder + os.sep):
-            self._dirty = True
+            self._dirty = self._wrote = True
 
     def persist(self, force: bool = False) -> None:
-        if not (self._dirty or force) or not os.path.isdir(self.local_folder):
+        if not (self._dirty or (force and self._wrote)) or not os.path.isdir(self.local_folder):
             return
         from lightning_kernel.storage._context import using
         from lightning_kernel.storage._persist import persist_paths
@@ -291,6 +294,9 @@ class _WorkCallback(Callback):
 
     def __init__(self, link: WorkLink) -> None:
         self.link = link
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.link.publish("running", force=True)
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int

@@ -68,26 +68,42 @@ def _assert_same(a: dict[str, Tensor], b: dict[str, Tensor]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("hook", "epoch", "step"),
+    ("hook", "epoch", "step", "interval"),
     [
-        ("on_train_epoch_end", 1, None),  # between epochs
-        ("on_validation_end", 1, None),  # after the epoch's last batch, before its epoch-end hooks
-        ("on_train_batch_end", 1, 6),  # mid-epoch: 2 of epoch 1's 4 batches done
+        ("on_train_epoch_end", 1, None, None),  # between epochs
+        ("on_validation_end", 1, None, None),  # after the epoch's last batch, before its epoch-end hooks
+        ("on_train_batch_end", 1, 6, None),  # mid-epoch: 2 of epoch 1's 4 batches done
+        # the epoch's last batch, before the validation it triggers (a Work's interrupt saves there):
+        # the resumed run validates first (a validation draws from the generators, as its loader starts)
+        ("on_train_batch_end", 1, 8, None),
+        ("on_train_batch_end", 1, 6, 2),  # a mid-epoch batch that triggers validation (val_check_interval)
     ],
-    ids=["epoch-end", "validation-end", "mid-epoch"],
+    ids=[
+        "epoch-end",
+        "validation-end",
+        "mid-epoch",
+        "last-batch-before-validation",
+        "before-interval-validation",
+    ],
 )
-def test_resume_ends_with_the_same_weights(tmp_path: Path, hook: str, epoch: int, step: int | None) -> None:
+def test_resume_ends_with_the_same_weights(
+    tmp_path: Path, hook: str, epoch: int, step: int | None, interval: int | None
+) -> None:
     ckpt = tmp_path / "mid.ckpt"
     torch.manual_seed(7)
     model = Noisy()
     trainer = quiet_trainer(
-        tmp_path, max_epochs=4, callbacks=[SaveAt(ckpt, hook, epoch, step)], limit_val_batches=2
+        tmp_path,
+        max_epochs=4,
+        callbacks=[SaveAt(ckpt, hook, epoch, step)],
+        limit_val_batches=2,
+        val_check_interval=interval,
     )
     trainer.fit(model)
     assert ckpt.exists()
     torch.manual_seed(99)  # a different generator state: the checkpoint must bring back its own
     resumed = Noisy()
-    trainer2 = quiet_trainer(tmp_path, max_epochs=4, limit_val_batches=2)
+    trainer2 = quiet_trainer(tmp_path, max_epochs=4, limit_val_batches=2, val_check_interval=interval)
     trainer2.fit(resumed, ckpt_path=str(ckpt))
     _assert_same(_weights(model), _weights(resumed))
     assert (
