@@ -76,6 +76,11 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
 def _last_candidates(trainer: Trainer) -> list[str]:
     found: set[str] = set()
     for callback in trainer.checkpoint_callbacks:
+        crash_file = getattr(callback, "ckpt_path", None)  # OnExceptionCheckpoint's single file
+        if isinstance(crash_file, str):
+            if _fs.exists(crash_file):
+                found.add(crash_file)
+            continue
         finder = getattr(callback, "_find_last_checkpoints", None)
         if callable(finder):
             found |= {str(p) for p in finder(trainer)}
@@ -98,6 +103,16 @@ def _default_ckpt_dir(trainer: Trainer) -> str:
 
 
 def select_ckpt_path(trainer: Trainer, fn: TrainerFn, ckpt_path: str | None) -> str | None:
+    on_exception = [cb for cb in trainer.callbacks if type(cb).__name__ == "OnExceptionCheckpoint"]
+    if ckpt_path is None and on_exception and fn == TrainerFn.FITTING:
+        # PL's fault tolerance: a fit with an on-exception checkpoint picks up from the last file
+        ckpt_path = "last"
+        rank_zero_warn(
+            f"`.{fn.value}(ckpt_path=None)` was called without a model. The last model of the previous `fit` "
+            f"call will be used. You can pass `{fn.value}(ckpt_path='best')` to use the best model or "
+            f"`{fn.value}(ckpt_path='last')` to use the last model. If you pass a value, this warning will be "
+            "silenced."
+        )
     if ckpt_path is None:
         return None
     if ckpt_path == "last":
