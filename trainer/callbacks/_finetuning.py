@@ -210,13 +210,11 @@ class BackboneFinetuning(BaseFinetuning):
         super().load_state_dict(state_dict)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not isinstance(getattr(pl_module, "backbone", None), nn.Module):
-            raise MisconfigurationException(
-                "The LightningModule should have a nn.Module `backbone` attribute"
-            )
+        _check_backbone(pl_module)
         super().on_fit_start(trainer, pl_module)
 
     def freeze_before_training(self, pl_module: LightningModule) -> None:
+        _check_backbone(pl_module)  # setup() freezes before on_fit_start could check
         self.freeze(pl_module.backbone)
 
     def finetune_function(self, pl_module: LightningModule, epoch: int, optimizer: Optimizer) -> None:
@@ -252,3 +250,8 @@ class BackboneFinetuning(BaseFinetuning):
                 log.info(
                     f"Current lr: {round(current_lr, self.rounding)}, Backbone lr: {round(next_lr, self.rounding)}"
                 )
+
+
+def _check_backbone(pl_module: LightningModule) -> None:
+    if not isinstance(getattr(pl_module, "backbone", None), nn.Module):
+        raise MisconfigurationException("The LightningModule should have a nn.Module `backbone` attribute")

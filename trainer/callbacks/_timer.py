@@ -109,7 +109,7 @@ class Timer(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # a limit already used up by the run this one resumes stops it before any step
-        if self._duration is not None and self._offset >= self._duration:
+        if self._duration is not None and self._offset > 0 and self._offset >= self._duration:
             trainer.should_stop = True
 
     def on_train_batch_end(
