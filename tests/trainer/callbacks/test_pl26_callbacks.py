@@ -92,7 +92,7 @@ def test_backbone_finetuning_unfreezes_on_schedule_and_resumes_its_groups(tmp_pa
     )
     again.fit(WithBackbone(), ckpt_path=str(ckpt))
     assert len(again.optimizers[0].param_groups) == 2 and again.global_step == 12
-    with pytest.raises(MisconfigurationException, match="should have a nn[.]Module `backbone` attribute"):
+    with pytest.raises(MisconfigurationException, match=r"should have a nn\.Module `backbone` attribute"):
         quiet_trainer(tmp_path, callbacks=[BackboneFinetuning()]).fit(BoringModel())
 
 
