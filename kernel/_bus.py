@@ -166,8 +166,11 @@ class Bus:
         self._given_up: BaseException | None = None
 
     @classmethod
-    async def connect(cls, url: str, token: str | None = None, name: str = "lightning-kernel") -> Bus:
-        await _probe(url)
+    async def connect(
+        cls, url: str, token: str | None = None, name: str = "lightning-kernel", probe: bool = True
+    ) -> Bus:
+        if probe:
+            await _probe(url)
         enable_websockets(url)
         state = _ConnectionState()
         try:
@@ -225,10 +228,10 @@ class Bus:
     async def ensure_streams(self) -> dict[str, StreamState]:
         """Create the event and log streams unless they exist; each gets an identity (``STREAM_ID``)
         at creation, and an older stream without one is given one."""
-        out: dict[str, StreamState] = {}
-        for name, subjects in ((EVENT_STREAM, ["lk.>"]), (LOG_STREAM, ["lklog.>"])):
-            out[name] = await self._ensure_stream(name, subjects)
-        return out
+        events, logs = await asyncio.gather(
+            self._ensure_stream(EVENT_STREAM, ["lk.>"]), self._ensure_stream(LOG_STREAM, ["lklog.>"])
+        )
+        return {EVENT_STREAM: events, LOG_STREAM: logs}
 
     async def _ensure_stream(
         self, name: str, subjects: list[str], first_seq: int | None = None

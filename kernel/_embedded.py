@@ -43,7 +43,7 @@ def _exit_soon(code: int, seconds: float) -> None:
     threading.Thread(target=run, name="lk-shutdown-watchdog", daemon=True).start()
 
 
-async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]]) -> int:
+async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]], defer_store: bool = False) -> int:
     loop = asyncio.get_running_loop()
     interrupted: list[str] = []
     stopping = asyncio.Event()
@@ -58,7 +58,7 @@ async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]]) -> int
     for sig, name in ((signal.SIGINT, "sigint"), (signal.SIGTERM, "sigterm")):
         loop.add_signal_handler(sig, on_signal, name)
     try:
-        return await _host_run(kernel, make, interrupted, stopping)
+        return await _host_run(kernel, make, interrupted, stopping, defer_store)
     finally:
         with contextlib.suppress(Exception):
             await kernel.close()
@@ -67,9 +67,13 @@ async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]]) -> int
 
 
 async def _host_run(
-    kernel: Kernel, make: Callable[[], Awaitable[RunDriver]], interrupted: list[str], stopping: asyncio.Event
+    kernel: Kernel,
+    make: Callable[[], Awaitable[RunDriver]],
+    interrupted: list[str],
+    stopping: asyncio.Event,
+    defer_store: bool,
 ) -> int:
-    starting = asyncio.ensure_future(_start_and_make(kernel, make))
+    starting = asyncio.ensure_future(_start_and_make(kernel, make, defer_store))
     signalled = asyncio.ensure_future(stopping.wait())
     await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
@@ -115,9 +119,21 @@ async def _host_run(
     return 130 if interrupted[0] == "sigint" else 143
 
 
-async def _start_and_make(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]]) -> RunDriver:
-    await kernel.start()
-    return await make()
+async def _start_and_make(
+    kernel: Kernel, make: Callable[[], Awaitable[RunDriver]], defer_store: bool
+) -> RunDriver:
+    """Start the kernel and make the run; ``make`` may work (import the app) while NATS starts, and
+    awaits ``kernel.started()`` before it needs the kernel."""
+    kernel.start_task = asyncio.ensure_future(kernel.start(defer_store=defer_store))
+    await asyncio.sleep(0)  # the kernel is now waiting for its nats-server, in a thread
+    try:
+        return await make()
+    except BaseException:
+        if not kernel.start_task.done():
+            kernel.start_task.cancel()
+        with contextlib.suppress(BaseException):
+            await kernel.start_task
+        raise
 
 
 async def _faulted(kernel: Kernel, driver: RunDriver, fault: KernelError) -> int:
@@ -141,16 +157,20 @@ def run_embedded(config: Config, app_file: str, name: str | None = None) -> int:
     kernel = Kernel(config)
 
     async def make() -> RunDriver:
+        # While the embedded nats-server starts (a thread waits for it): import the app, pack its folder.
         app, module = load_app(app_file)
-        return await kernel.create_run(app, app_file, name, code=await kernel.pack_code(app_file, module))
+        code = await kernel.pack_code(app_file, module)
+        await kernel.started()
+        return await kernel.create_run(app, app_file, name, code=code)
 
-    return asyncio.run(_host(kernel, make))
+    return asyncio.run(_host(kernel, make, defer_store=True))
 
 
 def resume_embedded(config: Config, run_id: str) -> int:
     kernel = Kernel(config)
 
     async def make() -> RunDriver:
+        await kernel.started()
         # Every event is recorded first: `latest` and the run's status are those of the log's end.
         await kernel.caught_up()
         assert kernel.store is not None

@@ -85,22 +85,37 @@ class Kernel:
         self.fault: asyncio.Future[KernelFault] | None = None
         """Set when a service failed under the kernel; every hosted run is interrupted with it."""
         self._monitor: asyncio.Task[None] | None = None
+        self._store_gate = asyncio.Event()
+        self.start_task: asyncio.Future[None] | None = None
+        """``start()`` begun as a task, for those that do other work while it runs (``started()``)."""
+        self._db_id: str | None = None
+        """The database's id as the quick check read it (or made it, for a fresh one)."""
         self._closing = False
         self.nats_gone = False
 
     # -- life cycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, defer_store: bool = False) -> None:
+        """Start NATS (or connect to it), the leases and the executors' warm-up.
+
+        ``defer_store``: the SQL store opens once the first run is created (``run app``), not now: on
+        a fresh data dir nothing needs it before the recorder does, and importing SQLAlchemy and
+        making the schema (0.2-0.5 s here, in a thread that competes for the GIL) would otherwise sit
+        on the way to the flow's first iteration. The database is still checked against the streams
+        first, cheaply, for the SQLite of the data dir (``_quick_check``)."""
         cfg = self.config
         self._loop = asyncio.get_running_loop()
         self.fault = self._loop.create_future()
+        self._store_gate = asyncio.Event()
+        if not defer_store:
+            self._store_gate.set()
         secure_data_dir(cfg.data_dir)
         if cfg.nats is None:
             self._lock_data_dir()
             nats_task = asyncio.create_task(
                 asyncio.to_thread(EmbeddedNats.start, os.path.join(cfg.data_dir, "nats"))
             )
-        store_task = asyncio.create_task(asyncio.to_thread(_open_store, cfg.db_url))
+        store_task = asyncio.create_task(self._open_store_when_asked())
         self.executors = load_executors(tables=cfg.executors, data_dir=cfg.data_dir)
         prepare = [asyncio.create_task(ex.prepare()) for ex in self.executors.by_name.values()]
         from lightning_kernel.storage._artifacts import ArtifactStore  # type: ignore[import-not-found,unused-ignore]
@@ -114,11 +129,13 @@ class Kernel:
                 self._watch_embedded_nats(self.nats)
             else:
                 self.nats_url, self.nats_token = cfg.nats, cfg.nats_token
-            self.bus = await Bus.connect(self.nats_url, self.nats_token, name="lightning-kernel")
-            # Where a database new to these streams starts: before this kernel publishes anything.
-            self.streams = await self.bus.ensure_streams()
+            # The embedded server was just seen to be ready: no need to probe it first.
+            self.bus = await Bus.connect(
+                self.nats_url, self.nats_token, name="lightning-kernel", probe=cfg.nats is not None
+            )
             self.leases = Leases(self.bus, Holder.this_process(self.id, cfg.data_dir), self._lease_lost)
-            await self.leases.start()
+            # Where a database new to these streams starts: before this kernel publishes anything.
+            self.streams, _ = await asyncio.gather(self.bus.ensure_streams(), self.leases.start())
         except BaseException:
             store_task.cancel()
             for task in prepare:
@@ -130,6 +147,48 @@ class Kernel:
         # A new run needs only NATS and a checked database: the executors' warm-up finishes while the
         # flow takes its first steps (JetStream holds the events until they are recorded).
         self._ready = asyncio.ensure_future(self._finish_start(prepare))
+
+    async def started(self) -> None:
+        """Wait for ``start()`` when it was begun as ``start_task``; raises what it raised."""
+        if self.start_task is not None:
+            await asyncio.shield(self.start_task)
+
+    async def _open_store_when_asked(self) -> EventStore:
+        await self._store_gate.wait()
+        return await asyncio.to_thread(_open_store, self.config.db_url)
+
+    def _quick_check(self) -> str | None:
+        """For the SQLite database of the data dir: check it against the streams with the standard
+        library alone (no SQLAlchemy yet), raising ``StreamMismatch`` as the recorder would; returns
+        the database's id (a new one for a database that does not exist yet). None: no quick check
+        for this database, open it first."""
+        import sqlite3
+
+        from ._binding import start_of
+        from ._recorder import new_database_id
+
+        if self.config.db is not None:
+            return None
+        path = os.path.join(self.config.data_dir, "kernel.db")
+        if not os.path.exists(path):
+            return new_database_id()  # fresh: it records these streams from where they are now
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        except sqlite3.Error:
+            return None
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            events = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+            logs = conn.execute("SELECT max(seq) FROM logs").fetchone()[0] or 0
+        except sqlite3.Error:
+            return None  # an older schema, or none yet: the store's own open migrates and checks
+        finally:
+            conn.close()
+        where = f"database {_shown(self.config.db_url)} (NATS {self.nats_url})"
+        for name, recorded in (("LK", events), ("LKLOG", logs)):
+            state = self.streams[name]
+            start_of(state, meta, int(recorded), state.last_seq, where)
+        return meta.get("db_id") or new_database_id()
 
     async def _open_recorder(self, store_task: Any) -> None:
         assert self.bus is not None
@@ -144,6 +203,7 @@ class Kernel:
             since=since,
             on_fatal=self.raise_fault,
             where=f"database {_shown(self.config.db_url)} (NATS {self.nats_url})",
+            db_id=self._db_id,
         )
         await self.recorder.start()
 
@@ -159,8 +219,19 @@ class Kernel:
 
     async def store_ready(self) -> None:
         """Wait until the database is open, checked against the streams and recorded into."""
+        self._store_gate.set()
         if self._store_ready is not None:
             await self._store_ready
+
+    async def _database_checked(self) -> str:
+        """The id of the database to name in a new run, once it is known to fit the streams."""
+        if self._db_id is None and not self._store_gate.is_set():
+            self._db_id = self._quick_check()
+        if self._db_id is None or self._store_gate.is_set():
+            await self.store_ready()
+            assert self.recorder is not None
+            return self.recorder.db_id
+        return self._db_id
 
     @property
     def faulted(self) -> bool:
@@ -349,8 +420,7 @@ class Kernel:
         import cloudpickle
 
         assert self.bus is not None
-        await self.store_ready()
-        assert self.recorder is not None
+        db_id = await self._database_checked()
         run_id = new_run_id()
         blob = cloudpickle.dumps(app)
         ref = await asyncio.to_thread(self.artifacts.put_bytes, blob)
@@ -364,10 +434,11 @@ class Kernel:
             code=code.ref if code else "",
             module=code.module if code else "",
             entry=code.entry if code else "",
-            db=self.recorder.db_id,
+            db=db_id,
         )
         seq = await self.bus.publish(run_id, event, "kernel")
         await driver.follow(seq)
+        self._store_gate.set()  # the run is on its way: now the store may open and record it
         return driver
 
     async def caught_up(self) -> None:
@@ -455,9 +526,10 @@ def _private_files(folder: str, prefix: str) -> None:
 
 
 def _shown(url: str) -> str:
-    from ._sql import mask_url  # type: ignore[import-not-found,unused-ignore]
+    """``url`` with its password hidden (without importing SQLAlchemy, which costs 0.2-0.3 s)."""
+    import re
 
-    return str(mask_url(url))
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def _open_store(url: str) -> EventStore:

@@ -45,9 +45,14 @@ FAIL_AFTER_S = float(os.environ.get("LK_RECORD_FAIL_AFTER_S", "3"))
 """Seconds a database may keep failing before the kernel gives up and interrupts its runs."""
 
 
-def database_id(store: EventStore) -> str:
-    """The id of the database behind ``store``, made the first time any kernel opens it."""
-    return store.set_meta_once("db_id", secrets.token_hex(6))
+def new_database_id() -> str:
+    return secrets.token_hex(6)
+
+
+def database_id(store: EventStore, hint: str | None = None) -> str:
+    """The id of the database behind ``store``, made the first time any kernel opens it (``hint``:
+    the id this kernel already named it by, for a database it found absent)."""
+    return store.set_meta_once("db_id", hint or new_database_id())
 
 
 class Recorder:
@@ -61,6 +66,7 @@ class Recorder:
         since: dict[str, int] | None = None,
         on_fatal: Callable[[KernelFault], None] | None = None,
         where: str = "",
+        db_id: str | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -71,6 +77,9 @@ class Recorder:
         self.on_fatal = on_fatal
         self.where = where or f"database {getattr(store, 'url', store)!r}"
         self.db_id = ""
+        self._hint = db_id
+        self._mine: set[str] = set()
+        """The ids by which this kernel's runs name this database (its id, and a hint that lost a race)."""
         self.recorded_seq = 0
         self.standby = False
         """True while another kernel records into this database (this one waits to take over)."""
@@ -87,7 +96,8 @@ class Recorder:
     async def start(self) -> None:
         """Check the streams against the database (``StreamMismatch`` when they do not belong
         together), then record, or stand by while another kernel records into this database."""
-        self.db_id = await asyncio.to_thread(database_id, self.store)
+        self.db_id = await asyncio.to_thread(database_id, self.store, self._hint)
+        self._mine = {self.db_id} | ({self._hint} if self._hint else set())
         await self._starts()  # refuse at once, whoever records, if the streams are not this database's
         if self.leases is not None:
             try:
@@ -277,7 +287,7 @@ class Recorder:
         if known is None:
             if r.type == RunCreated.TYPE:
                 db = r.body.get("db", "")
-                known = not db or db == self.db_id
+                known = not db or db in self._mine
             else:
                 try:
                     self.store.run(r.run_id)
