@@ -46,8 +46,19 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--nats", envvar="LK_NATS", help="nats://host:port of an existing server (default: embedded)."
     )(fn)
+    fn = click.option(
+        "--nats-token",
+        envvar="LK_NATS_TOKEN",
+        help="Token of the --nats server (never needed for the embedded one).",
+    )(fn)
     fn = click.option("--db", envvar="LK_DB", help="SQLAlchemy URL (default: sqlite in the data dir).")(fn)
     fn = click.option("--data-dir", envvar="LK_DATA_DIR", default=".lightning-kernel", show_default=True)(fn)
+    fn = click.option(
+        "--config",
+        "config_file",
+        envvar="LK_CONFIG",
+        help="lightning-kernel.toml with the executors' tables (default: ./lightning-kernel.toml if there).",
+    )(fn)
     return fn
 
 
@@ -61,6 +72,8 @@ def _config(**kw: Any) -> Any:
         artifacts=kw.get("artifacts"),
         s3_endpoint=kw.get("s3_endpoint"),
         executor=kw.get("executor"),
+        nats_token=kw.get("nats_token"),
+        config_file=kw.get("config_file"),
     )
 
 

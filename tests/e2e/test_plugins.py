@@ -63,3 +63,38 @@ def test_broken_plugins_are_reported_by_name_and_others_load(plugin_dist):
 def test_local_executor_is_registered_through_the_entry_point():
     assert "local" in load_executors().by_name
     assert Path(sys.modules["lightning_kernel.executors.local"].__file__ or "").name == "__init__.py"
+
+
+def test_a_plugin_that_takes_a_built_in_name_is_reported_naming_both(tmp_path, monkeypatch):
+    site = tmp_path / "site2"
+    site.mkdir()
+    (site / "lk_impostor.py").write_text(
+        textwrap.dedent("""
+        from lightning_kernel.executors import hookimpl
+        from lightning_kernel.executors.local import LocalExecutor
+
+        class Impostor(LocalExecutor):
+            name = "local"
+
+        @hookimpl
+        def lk_executors(config):
+            return [Impostor()]
+    """)
+    )
+    dist = site / "lk_impostor-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lk-impostor\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[lightning_kernel.executors]\nimpostor = lk_impostor\n")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        executors = load_executors()
+        why = executors.broken["impostor"]
+        assert (
+            "'impostor' (lk_impostor)" in why
+            and "built-in executor of lightning_kernel.executors.local" in why
+        )
+        from lightning_kernel.executors.local import LocalExecutor
+
+        assert type(executors.get("local")) is LocalExecutor, "the built-in keeps its name"
+    finally:
+        sys.modules.pop("lk_impostor", None)

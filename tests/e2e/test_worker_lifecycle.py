@@ -343,3 +343,42 @@ def test_each_plugin_gets_its_own_table_of_the_config_file(plugin, tmp_path: Pat
     finally:
         sys.path.remove(str(tmp_path / "site"))
         sys.modules.pop("lk_test_executors", None)
+
+
+def test_every_printed_line_is_recorded_before_the_run_says_it_ended(lk):
+    app = lk.app(
+        textwrap.dedent("""
+        from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+        class Loud(LightningWork):
+            def run(self):
+                for i in range(50_000):
+                    print(f"line {i}")
+
+        class Root(LightningFlow):
+            def __init__(self):
+                super().__init__()
+                self.w = Loud()
+            def run(self):
+                self.w.run()
+                if self.w.has_succeeded:
+                    self.stop()
+
+        app = LightningApp(Root())
+    """)
+    )
+    lk("run", "app", app, check=True, timeout=120)
+    lines = lk("logs", "latest", "root.w", check=True).stdout.splitlines()
+    assert len(lines) == 50_000 and lines[-1] == "line 49999"
+
+
+def test_a_bad_config_file_is_a_clear_error(lk, tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[executors.ssh\nknown_hosts = 1\n")
+    proc = lk("run", "app", _one_work_app(lk, "local"), "--config", str(bad))
+    assert proc.returncode == 1 and f"config file {bad} cannot be read" in proc.stderr
+    proc = lk("run", "app", _one_work_app(lk, "local"), "--config", str(tmp_path / "missing.toml"))
+    assert proc.returncode == 1 and "does not exist (--config / LK_CONFIG)" in proc.stderr
+    (tmp_path / "odd.toml").write_text("[kernel]\nx = 1\n")
+    proc = lk("run", "app", _one_work_app(lk, "local"), "--config", str(tmp_path / "odd.toml"))
+    assert proc.returncode == 1 and "unknown table(s) ['kernel']" in proc.stderr
