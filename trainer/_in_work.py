@@ -259,7 +259,7 @@ class WorkLink:
             return
         signum = self._held[0]
         self._held = []
-        if at_batch_end and self.trainer.state.fn == TrainerFn.FITTING and os.path.isdir(self.local_folder):
+        if at_batch_end and self.trainer.state.fn == TrainerFn.FITTING:
             path = os.path.join(self.local_folder, "last.ckpt")
             self.trainer.save_checkpoint(path)
             callback = self.trainer.checkpoint_callback
