@@ -263,11 +263,23 @@ class Elder(LocalExecutor):
         return await super().start(spec)
 
 
+class Slow(LocalExecutor):
+    '''Takes seconds to start a worker, as a cloud machine does.'''
+
+    name = "slow"
+
+    async def start(self, spec):
+        import asyncio
+
+        await asyncio.sleep(3)
+        return await super().start(spec)
+
+
 @hookimpl
 def lk_executors(config):
     seen = config.get("greeting", "")
     Broken.greeting = seen
-    return [Broken(), Elder()]
+    return [Broken(), Elder(), Slow()]
 """
 
 
@@ -382,3 +394,42 @@ def test_a_bad_config_file_is_a_clear_error(lk, tmp_path: Path):
     (tmp_path / "odd.toml").write_text("[kernel]\nx = 1\n")
     proc = lk("run", "app", _one_work_app(lk, "local"), "--config", str(tmp_path / "odd.toml"))
     assert proc.returncode == 1 and "unknown table(s) ['kernel']" in proc.stderr
+
+
+def test_a_slow_start_holds_up_neither_the_flow_nor_other_works(plugin):
+    app = plugin.app(
+        textwrap.dedent("""
+        from lightning_kernel import CloudCompute, LightningApp, LightningFlow, LightningWork
+
+        class W(LightningWork):
+            def __init__(self, **kw):
+                super().__init__(parallel=True, **kw)
+                self.done = False
+            def run(self):
+                self.done = True
+
+        class Root(LightningFlow):
+            def __init__(self):
+                super().__init__()
+                self.slow = W(cloud_compute=CloudCompute("cpu", executor="slow"))
+                self.quick = W()
+            def run(self):
+                self.slow.run()
+                self.quick.run()
+                if self.slow.done and self.quick.done:
+                    self.stop()
+
+        app = LightningApp(Root())
+    """)
+    )
+    plugin("run", "app", app, check=True, timeout=60)
+    events = plugin.json_lines("history", "latest")
+
+    def seq(kind: str, work: str, stage: str = "") -> int:
+        return next(
+            e["seq"]
+            for e in events
+            if e["type"] == kind and e["body"]["work"] == work and (not stage or e["body"]["stage"] == stage)
+        )
+
+    assert seq("work.status_changed", "root.quick", "succeeded") < seq("work.worker_started", "root.slow")
