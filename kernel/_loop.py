@@ -16,12 +16,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import queue
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 from . import _projection as projection
@@ -46,6 +43,7 @@ from ._events import (
     check_size,
 )
 from ._flow import AppFail, AppStop
+from ._flowthread import FlowThread
 from ._records import EventRecord
 from ._status import WorkStageStatus
 from ._supervisor import SpecFactory, Supervisor
@@ -68,52 +66,6 @@ def resumable(call: dict[str, Any]) -> bool:
     return stage in (WorkStageStatus.PENDING, WorkStageStatus.RUNNING) or (
         stage == WorkStageStatus.STOPPED and call.get("reason") != USER_STOP
     )
-
-
-class FlowThread:
-    """The one thread that runs flows' code, one iteration at a time (``sys.stdout`` is swapped for an
-    iteration's printed lines, so two flows never run at once). A daemon: a ``root.run()`` that never
-    returns cannot keep the process alive after SIGTERM."""
-
-    _instance: FlowThread | None = None
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[
-            tuple[Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]
-        ]
-        self._jobs = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="lk-flow", daemon=True).start()
-
-    @classmethod
-    def get(cls) -> FlowThread:
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
-
-    def _serve(self) -> None:
-        while True:
-            fn, loop, fut = self._jobs.get()
-            try:
-                result = fn()
-            except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, fut, None, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, fut, result, None)
-
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put((fn, loop, fut))
-        return await fut
-
-
-def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
 
 
 class RunDriver:

@@ -12,7 +12,6 @@ import collections
 import concurrent.futures
 import contextlib
 import json
-import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -20,18 +19,10 @@ from typing import Any, TypeVar
 
 from ._bus import Bus
 from ._events import Event, encode
+from ._process import quiet_signals
 from ._records import EventRecord
 
 T = TypeVar("T")
-_MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-def quiet_signals() -> None:
-    """Block SIGINT and SIGTERM in the calling (non-main) thread, so the kernel delivers them to the
-    main thread, whose handlers interrupt the Work's code."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_SIGNALS)
-
-
 _BARRIER = object()
 _MAX_PENDING = 20_000
 

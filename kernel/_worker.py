@@ -26,7 +26,6 @@ import queue
 import signal
 import sys
 import threading
-import time
 import traceback
 from typing import Any
 
@@ -46,8 +45,9 @@ from ._events import (
     to_event,
     work_token,
 )
+from ._process import exit_later, interrupt_main, quiet, tell
 from ._records import EventRecord
-from ._runtime_io import BusThread, quiet_signals
+from ._runtime_io import BusThread
 from ._status import WorkStageStatus
 from ._tee import LineTee
 from ._version import __version__
@@ -173,11 +173,11 @@ class Worker:
             # Answered beside run(), which goes on: the consumer waits for these files now.
             request = to_event(record)
             args = (self.io, self.spec.work, self.work, self._ctx, request, self._persisting)
-            threading.Thread(target=_quiet(storage_link.answer), args=args, daemon=True).start()
+            threading.Thread(target=quiet(storage_link.answer), args=args, daemon=True).start()
         elif record.type == WorkStopRequested.TYPE:
             with self._lock:
                 self._stop_reason = to_event(record).reason or "stop requested"  # type: ignore[attr-defined]
-            _interrupt_main()
+            interrupt_main()
         elif record.type in (WorkerStarted.TYPE, WorkerExited.TYPE):
             attempt = record.body.get("attempt", 0)
             mine = self.spec.attempt
@@ -199,9 +199,9 @@ class Worker:
             self._gone = why
             self._stop_reason = FENCED
         self.io.fenced = True
-        _tell(f"lightning-kernel worker: {why}; stopping")
-        _interrupt_main()
-        _exit_later(30.0)
+        tell(f"lightning-kernel worker: {why}; stopping")
+        interrupt_main()
+        exit_later(30.0)
 
     def _kernel_gone(self, why: str) -> None:
         with self._lock:
@@ -209,10 +209,10 @@ class Worker:
                 return
             self._gone = why
             self._stop_reason = KERNEL_LOST
-        _tell(f"lightning-kernel worker {self.spec.work}: {why}; stopping")
-        _interrupt_main()
+        tell(f"lightning-kernel worker {self.spec.work}: {why}; stopping")
+        interrupt_main()
         # Persisting the Paths may take a while; a worker never outlives its kernel for long.
-        _exit_later(max(60.0, 6 * self.spec.lease_s))
+        exit_later(max(60.0, 6 * self.spec.lease_s))
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self._interrupt("sigterm")
@@ -233,7 +233,7 @@ class Worker:
             self._in_user_code = False
             raise _Stop(reason)
         # Not put() here: the signal may have come while this very thread holds the queue's lock.
-        threading.Thread(target=_quiet(self.commands.put), args=(None,), daemon=True).start()
+        threading.Thread(target=quiet(self.commands.put), args=(None,), daemon=True).start()
 
     def _status(self, call: str, stage: str, reason: str = "", message: str = "") -> None:
         self.io.emit(
@@ -347,37 +347,6 @@ class Worker:
         sys.stdout.flush()
         self.io.barrier()
         return keep_going and self._gone is None
-
-
-def _tell(line: str) -> None:
-    """A line on the process's own stderr (not the Work's log: the kernel may be unreachable)."""
-    if sys.__stderr__ is not None:
-        sys.__stderr__.write(line + "\n")
-        sys.__stderr__.flush()
-
-
-def _exit_later(seconds: float) -> None:
-    """Exit the process after ``seconds`` whatever it is doing then (a persist hung on a dead store)."""
-
-    def run() -> None:
-        time.sleep(seconds)
-        os._exit(1)
-
-    threading.Thread(target=_quiet(run), name="lk-exit-watchdog", daemon=True).start()
-
-
-def _interrupt_main() -> None:
-    """SIGINT to the main thread itself (not the process: the kernel could deliver that to a thread
-    that is not blocked in user code, and the Work's sleep would not be interrupted)."""
-    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-
-def _quiet(fn: Any) -> Any:
-    def run(*args: Any) -> Any:
-        quiet_signals()
-        return fn(*args)
-
-    return run
 
 
 _MISSING = object()
