@@ -178,21 +178,27 @@ class Leases:
     async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 3)
-            for key, lease in list(self._held.items()):
-                try:
-                    lease.revision = await asyncio.wait_for(
-                        self.bus.kv_update(key, self._value, lease.revision), self.ttl / 3
-                    )
-                    lease.renewed_at = time.monotonic()
-                except WrongRevision:
-                    self._held.pop(key, None)
-                    self.on_lost(key, "another kernel holds it now")
-                except (asyncio.TimeoutError, Exception) as exc:
-                    log.debug("renewing %s failed: %s", key, exc)
-                    if time.monotonic() - lease.renewed_at >= self.ttl:
-                        # The server has let it lapse by now: another kernel may hold it.
-                        self._held.pop(key, None)
-                        self.on_lost(key, f"it could not be renewed for {self.ttl:.0f} s ({exc})")
+            await self.renew_all()
+
+    async def renew_all(self) -> None:
+        """One round of renewals, every lease at once (pipelined on the one connection)."""
+        await asyncio.gather(*(self._renew(key, lease) for key, lease in list(self._held.items())))
+
+    async def _renew(self, key: str, lease: Lease) -> None:
+        try:
+            lease.revision = await asyncio.wait_for(
+                self.bus.kv_update(key, self._value, lease.revision), self.ttl / 3
+            )
+            lease.renewed_at = time.monotonic()
+        except WrongRevision:
+            self._held.pop(key, None)
+            self.on_lost(key, "another kernel holds it now")
+        except (asyncio.TimeoutError, Exception) as exc:
+            log.debug("renewing %s failed: %s", key, exc)
+            if time.monotonic() - lease.renewed_at >= self.ttl:
+                # The server has let it lapse by now: another kernel may hold it.
+                self._held.pop(key, None)
+                self.on_lost(key, f"it could not be renewed for {self.ttl:.0f} s ({exc})")
 
     async def close(self) -> None:
         if self._task is not None:
