@@ -9,7 +9,9 @@ a process kill; surviving a power cut needs ``sync_interval: always`` or a clust
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,7 +42,7 @@ from ._publish import Publisher
 from ._pull import BatchPuller
 from ._rawclient import RawClient
 from ._records import EventRecord
-from .errors import ServiceUnreachable
+from .errors import KernelFault, ServiceUnreachable
 
 LEASE_BUCKET = "lk_leases"
 STREAM_ID = "lk_stream_id"
@@ -48,6 +50,12 @@ STREAM_ID = "lk_stream_id"
 it again by this id (a stream made anew after its store was removed has another)."""
 
 RecordHandler = Callable[[EventRecord], Awaitable[None] | None]
+
+ACK_TIMEOUT_S = float(os.environ.get("LK_ACK_TIMEOUT_S", "5"))
+"""Seconds a connected server may leave a published event unacknowledged before the bus gives up on
+it: a JetStream that cannot store a message (its disk full, the stream failed) never answers, and a
+publish that waits for ever would hang whoever waits on it (measured from the send, or from the last
+reconnect: the unacknowledged are sent again then)."""
 
 
 def _mask(url: str) -> str:
@@ -77,7 +85,13 @@ async def _probe(url: str) -> None:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(parts.hostname, parts.port or 4222), 3
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except ConnectionRefusedError:
+            last = "connection refused (nothing listens on that port)"
+            continue
+        except asyncio.TimeoutError:
+            last = "no answer to a TCP connect in 3 s"
+            continue
+        except OSError as exc:
             last = exc
             continue
         try:
@@ -164,6 +178,12 @@ class Bus:
         self._kv_ttl = 0.0
         self._state = _ConnectionState()
         self._given_up: BaseException | None = None
+        self._sent: collections.deque[tuple[float, str, asyncio.Future[int]]] = collections.deque()
+        """What was published and may still wait for its ack, oldest first (for ``_sweep``)."""
+        self._sweeper: asyncio.Task[None] | None = None
+        self._back_at = 0.0
+        self.on_give_up: list[Callable[[BaseException], None]] = []
+        """Called with the fault when the bus gives up by itself (an ack that never came)."""
 
     @classmethod
     async def connect(
@@ -353,6 +373,8 @@ class Bus:
             await self._kv.delete(key, last=last)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         # flush, not drain: what was published is already acknowledged, and draining a busy ordered
         # consumer can take its whole 30 s timeout.
         if self._state.lost_at is None:
@@ -372,6 +394,7 @@ class Bus:
             self._publisher = asyncio.ensure_future(Publisher(self.nc).start())
 
             async def resend() -> None:
+                self._back_at = time.monotonic()
                 await (await self.publisher()).resend()
 
             self._state.on_back.append(resend)
@@ -388,7 +411,38 @@ class Bus:
         """Publish an event as ``encode`` made it, without waiting: a future of its stream sequence."""
         if self._given_up is not None:
             raise self._given_up
-        return await (await self.publisher()).publish(subject, data, event_id)
+        future = await (await self.publisher()).publish(subject, data, event_id)
+        sent = self._sent
+        while sent and sent[0][2].done():
+            sent.popleft()
+        sent.append((time.monotonic(), subject, future))
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
+        return future
+
+    async def _sweep(self) -> None:
+        """Give up when the oldest unacknowledged publish has waited ``ACK_TIMEOUT_S`` on a live
+        connection (a lost one is the kernel's watch's to judge)."""
+        sent = self._sent
+        while self._given_up is None:
+            await asyncio.sleep(min(1.0, ACK_TIMEOUT_S / 4))
+            while sent and sent[0][2].done():
+                sent.popleft()
+            if not sent or self._state.lost_at is not None:
+                continue
+            at, subject, _ = sent[0]
+            waited = time.monotonic() - max(at, self._back_at)
+            if waited >= ACK_TIMEOUT_S:
+                fault = KernelFault(
+                    f"NATS at {self.shown_url} has not acknowledged an event on {subject} for "
+                    f"{waited:.0f} s: its JetStream cannot store events (is its disk full? the "
+                    "nats-server log says why)"
+                )
+                self.give_up(fault)
+                for callback in self.on_give_up:
+                    with contextlib.suppress(Exception):
+                        callback(fault)
+                return
 
     async def publish(self, run_id: str, event: Event, source: str) -> int:
         """Publish one event and wait for the stream's ack; returns its global sequence."""

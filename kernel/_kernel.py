@@ -133,6 +133,10 @@ class Kernel:
             self.bus = await Bus.connect(
                 self.nats_url, self.nats_token, name="lightning-kernel", probe=cfg.nats is not None
             )
+            # A stream that stopped acknowledging (its disk full) is NATS lost: nothing can be published.
+            self.bus.on_give_up.append(
+                lambda fault: self.raise_fault(KernelFault(str(fault)), nats_gone=True)
+            )
             self.leases = Leases(self.bus, Holder.this_process(self.id, cfg.data_dir), self._lease_lost)
             # Where a database new to these streams starts: before this kernel publishes anything.
             self.streams, _ = await asyncio.gather(self.bus.ensure_streams(), self.leases.start())
@@ -315,6 +319,10 @@ class Kernel:
 
     async def close(self) -> None:
         self._closing = True
+        if self._store_ready is not None and not self._store_gate.is_set():
+            # Stopped before any run asked for the store (SIGTERM during start-up): it was never
+            # opened, and nothing would ever open it now; waiting for it would only wait out the 10 s.
+            self._store_ready.cancel()
         if self._ready is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self._ready), 10)
