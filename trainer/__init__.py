@@ -5,7 +5,10 @@
 PyTorch Lightning, with a fraction of its per-step overhead and import time.
 """
 
-from . import callbacks, core, loggers, tuner, utilities
+import importlib as _importlib
+from typing import Any as _Any
+
+from . import callbacks, loggers, tuner
 from ._checkpoint import atomic_save, load_checkpoint
 from ._datamodule import LightningDataModule
 from ._errors import CheckpointError, MisconfigurationException
@@ -42,3 +45,13 @@ __all__ = [
     "tuner",
     "utilities",
 ]
+
+
+_LAZY = frozenset({"accelerators", "core", "demos", "plugins", "profilers", "strategies", "utilities"})
+
+
+def __getattr__(name: str) -> _Any:
+    # PL's other subpackages load on first use (``pl.utilities``): most programs never touch them
+    if name in _LAZY:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
