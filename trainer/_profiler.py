@@ -1,5 +1,6 @@
 """``Trainer(profiler="simple")``: wall time per hook and step, summarised when the run ends."""
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Generator
@@ -8,6 +9,9 @@ from typing import Any
 
 from . import _fs
 from ._errors import MisconfigurationException
+
+
+log = logging.getLogger("lightning_kernel.trainer.profilers.profiler")
 
 
 class PassThroughProfiler:
@@ -79,7 +83,7 @@ class SimpleProfiler(PassThroughProfiler):
             path = _fs.join(dirpath, f"{self._stage}-{self.filename}.txt")
             _fs.write_bytes_atomic(path, text.encode())
         else:
-            print(text)
+            log.info(text)  # PL's profilers log their report (on rank zero) when no file is given
 
     def teardown(self, stage: str | None) -> None:
         self.durations.clear()

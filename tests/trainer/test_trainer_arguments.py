@@ -221,10 +221,12 @@ def test_iterable_dataset_without_length(tmp_path: Path) -> None:
         quiet_trainer(tmp_path, val_check_interval=0.5).fit(Model())
 
 
-def test_profiler_simple_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_profiler_simple_reports(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     quiet_trainer(tmp_path, profiler="simple", limit_val_batches=0).fit(Counting(batches=2))
-    out = capsys.readouterr().out
-    assert "[LightningModule]Counting.on_train_start" in out or "Profiler Report" in out
+    report = [
+        r.getMessage() for r in caplog.records if r.name == "lightning_kernel.trainer.profilers.profiler"
+    ]
+    assert report and "FIT Profiler Report" in report[0] and "Counting.on_train_start" in report[0]
     with pytest.raises(MisconfigurationException, match="profiler='fancy' is not supported"):
         quiet_trainer(tmp_path, profiler="fancy")
 
