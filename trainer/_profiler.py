@@ -10,7 +10,6 @@ from typing import Any
 from . import _fs
 from ._errors import MisconfigurationException
 
-
 log = logging.getLogger("lightning_kernel.trainer.profilers.profiler")
 
 

@@ -226,7 +226,7 @@ def test_profiler_simple_reports(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     report = [
         r.getMessage() for r in caplog.records if r.name == "lightning_kernel.trainer.profilers.profiler"
     ]
-    assert report and "FIT Profiler Report" in report[0] and "Counting.on_train_start" in report[0]
+    assert report and "FIT Profiler Report" in report[0] and "[LightningModule]Counting." in report[0]
     with pytest.raises(MisconfigurationException, match="profiler='fancy' is not supported"):
         quiet_trainer(tmp_path, profiler="fancy")
 
