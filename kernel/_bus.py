@@ -36,7 +36,7 @@ from nats.js.api import (
 )
 
 from . import _json
-from ._events import EVENT_STREAM, LOG_STREAM, Event, encode, read_record
+from ._events import EVENT_STREAM, LOG_STREAM, Event, encode, live_record
 from ._nats_import import enable_websockets
 from ._publish import Publisher
 from ._pull import BatchPuller
@@ -502,7 +502,7 @@ class Bus:
 
         async def on_msg(msg: Msg) -> None:
             seq = msg.metadata.sequence.stream
-            result = handler(read_record(msg.subject, msg.data, seq))
+            result = handler(live_record(msg.subject, msg.data, seq))
             if result is not None:
                 await result
 

@@ -109,6 +109,15 @@ def _summary(rec: Any) -> str:
     return _j(b)
 
 
+def _shown_summary(rec: Any) -> str:
+    """``_summary``, or the body as JSON for an event whose body has not the shape of its type (a
+    newer version, or a foreign client's): the table never fails on one event."""
+    try:
+        return _summary(rec)
+    except (KeyError, TypeError, IndexError, AttributeError):
+        return f"v{rec.version} {_j(rec.body)}"
+
+
 def print_history(store: EventStore, run_id: str, as_json: bool, after: int, limit: int | None) -> None:
     info = store.run(run_id)
     events = store.events(info.id, after_seq=after, limit=limit)
@@ -116,7 +125,7 @@ def print_history(store: EventStore, run_id: str, as_json: bool, after: int, lim
         if as_json:
             print(_j(event_json(e)))
         else:
-            print(f"{e.seq:>8}  {_ts(e.ts)}  {e.source:<14} {e.type:<22} {_summary(e)}"[:240])
+            print(f"{e.seq:>8}  {_ts(e.ts)}  {e.source:<14} {e.type:<22} {_shown_summary(e)}"[:240])
 
 
 def check_at(store: EventStore, info: RunInfo, at_seq: int, name: str = "--at") -> None:
