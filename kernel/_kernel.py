@@ -45,6 +45,9 @@ from .errors import ConfigError, KernelError, KernelFault, LeaseHeld
 
 log = logging.getLogger(__name__)
 
+PENDING_FILE = "kernel.db.pending"
+"""The id of the data dir's database, and where it starts in the streams, until it is bound to them."""
+
 NATS_LOST_AFTER_S = float(os.environ.get("LK_NATS_LOST_AFTER_S", "1.5"))
 """Seconds without a connection to NATS before the kernel gives up on it (it reconnects meanwhile)."""
 
@@ -174,8 +177,11 @@ class Kernel:
         if self.config.db is not None:
             return None
         path = os.path.join(self.config.data_dir, "kernel.db")
+        pending = self._read_pending()
         if not os.path.exists(path):
-            return new_database_id()  # fresh: it records these streams from where they are now
+            # Fresh: it records these streams from where they are now (or from where the kernel that
+            # named it first, and died before it made it, said).
+            return self._write_pending(pending)
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         except sqlite3.Error:
@@ -192,7 +198,48 @@ class Kernel:
         for name, recorded in (("LK", events), ("LKLOG", logs)):
             state = self.streams[name]
             start_of(state, meta, int(recorded), state.last_seq, where)
-        return meta.get("db_id") or new_database_id()
+        if "stream_id" in meta:
+            return meta.get("db_id") or new_database_id()
+        return self._write_pending(pending, meta.get("db_id"))  # made, not bound to the streams yet
+
+    # A run may name the data dir's database before the database is made or bound to the streams (the
+    # fast start above): its id, and where it starts in the streams, are written to PENDING_FILE first,
+    # so that a kernel killed before its recorder bound the database leaves them to the next kernel,
+    # which would otherwise make another id and start after the run's first events (`resume latest`
+    # after a kill -9: "no run 'latest'"). The file goes once the database is bound.
+
+    def _pending_path(self) -> str:
+        return os.path.join(self.config.data_dir, PENDING_FILE)
+
+    def _read_pending(self) -> dict[str, Any] | None:
+        """The pending binding of the data dir's database, if it is for these streams."""
+        if self.config.db is not None:
+            return None
+        try:
+            with open(self._pending_path()) as f:
+                pending: dict[str, Any] = json.load(f)
+            ids = {name: s["id"] for name, s in pending["streams"].items()}
+            str(pending["db_id"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if ids != {name: s.id for name, s in self.streams.items()}:
+            return None  # other streams (the JetStream store was removed): it says nothing of these
+        return pending
+
+    def _write_pending(self, pending: dict[str, Any] | None, db_id: str | None = None) -> str:
+        from ._recorder import new_database_id
+
+        if pending is None:
+            streams = {name: {"id": s.id, "since": s.last_seq} for name, s in self.streams.items()}
+            pending = {"db_id": db_id or new_database_id(), "streams": streams}
+        elif db_id is not None:
+            pending["db_id"] = db_id
+        path = self._pending_path()
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(pending, f)
+        os.replace(path + ".tmp", path)
+        return str(pending["db_id"])
 
     async def _open_recorder(self, store_task: Any) -> None:
         assert self.bus is not None
@@ -200,6 +247,9 @@ class Kernel:
         if self.config.db is None:
             _private_files(self.config.data_dir, "kernel.db")
         since = {name: s.last_seq for name, s in self.streams.items()}
+        pending = self._read_pending()
+        if pending is not None:
+            since = {name: int(s["since"]) for name, s in pending["streams"].items()}
         self.recorder = Recorder(
             self.bus,
             self.store,
@@ -207,9 +257,12 @@ class Kernel:
             since=since,
             on_fatal=self.raise_fault,
             where=f"database {_shown(self.config.db_url)} (NATS {self.nats_url})",
-            db_id=self._db_id,
+            db_id=self._db_id or (pending["db_id"] if pending else None),
         )
         await self.recorder.start()
+        if pending is not None and not self.recorder.standby:
+            with contextlib.suppress(OSError):
+                os.unlink(self._pending_path())  # bound to the streams now
 
     async def _finish_start(self, prepare: list[Any]) -> None:
         assert self._store_ready is not None
