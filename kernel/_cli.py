@@ -77,6 +77,15 @@ def _config(**kw: Any) -> Any:
     )
 
 
+def _warm(cfg: Any) -> None:
+    """Start the local executor's forkserver before the kernel's own imports and start-up: it takes
+    the longest, and the first Work waits for it."""
+    if cfg.executor == "local":
+        from lightning_kernel.executors.local._executor import warm
+
+        warm()
+
+
 def _open(kw: dict[str, Any]) -> Any:
     from ._sql import open_store  # type: ignore[import-not-found,unused-ignore]
 
@@ -113,9 +122,11 @@ def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> N
 
         client = Client(server, data_dir=_config(**kw).data_dir)
         sys.exit(submit_and_follow(client, app_file, name))
+    cfg = _config(**kw)
+    _warm(cfg)
     from ._embedded import run_embedded
 
-    sys.exit(run_embedded(_config(**kw), app_file, name))
+    sys.exit(run_embedded(cfg, app_file, name))
 
 
 @cli.command()
@@ -125,9 +136,11 @@ def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> N
 @_fail_cleanly
 def resume(run_id: str, **kw: Any) -> None:
     """Rebuild RUN from its events and carry on."""
+    cfg = _config(**kw)
+    _warm(cfg)
     from ._embedded import resume_embedded
 
-    sys.exit(resume_embedded(_config(**kw), run_id))
+    sys.exit(resume_embedded(cfg, run_id))
 
 
 @cli.command()

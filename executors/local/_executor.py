@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import Any
 
 from lightning_kernel._natsserver import die_with_parent
-from lightning_kernel._worker import main
 from lightning_kernel.executors import Executor, WorkerExit, WorkerHandle, WorkerSpec, hookimpl
 
 _WORKER_PREFIX = "lk-worker "
@@ -61,7 +60,38 @@ def _install_prep_filter() -> None:
 def _local_main(spec: WorkerSpec) -> int:
     # The forkserver exits with the kernel; its children must not outlive it either.
     die_with_parent()
+    from lightning_kernel._worker import main  # preloaded by the forkserver: already imported
+
     return main(spec)
+
+
+_PRELOAD = [
+    "lightning_kernel.executors.local._preload",
+    "lightning_kernel._worker",
+    "lightning_kernel._code",
+    "cloudpickle",
+    "lightning_kernel.storage",
+]
+
+
+def forkserver_context() -> multiprocessing.context.ForkServerContext:
+    """The process-wide forkserver context, with our preload and the ``__main__`` filter."""
+    ctx = multiprocessing.get_context("forkserver")
+    assert isinstance(ctx, multiprocessing.context.ForkServerContext)
+    ctx.set_forkserver_preload(_PRELOAD)
+    _install_prep_filter()
+    return ctx
+
+
+def warm() -> None:
+    """Start the forkserver now, before the kernel's own start-up: it takes the longest (a fresh
+    Python importing the worker runtime, 0.3-0.9 s here), and the first Work waits for it. This
+    module imports nothing heavy, so ``run app`` can call it first thing. Started from the main
+    thread, so its death signal is tied to the process, not to a short-lived thread."""
+    from multiprocessing import forkserver
+
+    forkserver_context()
+    forkserver.ensure_running()
 
 
 def process_start(pid: int) -> str:
@@ -211,25 +241,14 @@ class LocalExecutor(Executor):
 
     def _context(self) -> multiprocessing.context.ForkServerContext:
         if self._ctx is None:
-            ctx = multiprocessing.get_context("forkserver")
-            assert isinstance(ctx, multiprocessing.context.ForkServerContext)
-            ctx.set_forkserver_preload(
-                [
-                    "lightning_kernel.executors.local._preload",
-                    "lightning_kernel._worker",
-                    "cloudpickle",
-                    "lightning_kernel.storage",
-                ]
-            )
-            _install_prep_filter()
-            self._ctx = ctx
+            self._ctx = forkserver_context()
         return self._ctx
 
     async def prepare(self) -> None:
-        from multiprocessing import forkserver
-
+        # Inline, not in a thread: it only spawns the server (~10 ms), and a thread would become the
+        # server's parent for its death signal.
         self._context()
-        await asyncio.to_thread(forkserver.ensure_running)
+        warm()
 
     async def start(self, spec: WorkerSpec) -> LocalHandle:
         ctx = self._context()
