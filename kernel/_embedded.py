@@ -106,6 +106,20 @@ async def _host_run(
         await kernel.release(driver.run_id)
         if status == "failed":
             _say(f"run {driver.run_id} failed:\n{driver.failure or driver.state['run']['message']}".rstrip())
+        # Done only once the database knows it: never an exit 0 with the run's end unrecorded.
+        recording = asyncio.ensure_future(kernel.recorded_all())
+        await asyncio.wait(
+            {recording, asyncio.ensure_future(stopping.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        missing = recording.result() if recording.done() else "the kernel was stopped before"
+        if missing is not None:
+            recording.cancel()
+            _say(
+                f"run {driver.run_id} ended ({status}), but its last events are not recorded: {missing}. "
+                f"They wait in NATS: `lightning-kernel resume {driver.run_id}` records them once the "
+                "database is back"
+            )
+            return EXIT_FAULT
         return EXIT_CODES.get(status, 1)
     runner.cancel()
     with contextlib.suppress(BaseException):
@@ -175,8 +189,9 @@ def resume_embedded(config: Config, run_id: str) -> int:
         await kernel.caught_up()
         assert kernel.store is not None
         info = kernel.store.run(run_id)
+        driver = await kernel.resume_run(info.id)  # refuses a run that ended, or is held elsewhere
         _say(f"resuming run {info.id} ({info.name})")
-        return await kernel.resume_run(info.id)
+        return driver
 
     return asyncio.run(_host(kernel, make))
 

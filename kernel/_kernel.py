@@ -264,6 +264,27 @@ class Kernel:
             with contextlib.suppress(OSError):
                 os.unlink(self._pending_path())  # bound to the streams now
 
+    async def recorded_all(self, timeout: float = 60.0) -> str | None:
+        """Wait until every event and log line in the streams is in the database: None once they
+        are, else why not (the database failing, or still behind after ``timeout`` s)."""
+        try:
+            await self.store_ready()  # a run may end before the database it needs is open
+        except Exception as exc:
+            return str(exc) or type(exc).__name__
+        if self.recorder is None or self.bus is None:
+            return "the database was not opened"
+        try:
+            events = await asyncio.wait_for(self.bus.last_seq(), 5)
+            logs = await asyncio.wait_for(self.bus.last_log_seq(), 5)
+        except Exception as exc:
+            return f"NATS did not say where its streams end ({exc or type(exc).__name__})"
+        recorder = self.recorder
+        if await recorder.wait_recorded(events, timeout) and await recorder.wait_logs_recorded(logs, timeout):
+            return None
+        if recorder.error is not None:
+            return f"cannot record into {recorder.where}: {recorder.error}"
+        return f"{recorder.where} was still recording after {timeout:.0f} s"
+
     async def _finish_start(self, prepare: list[Any]) -> None:
         assert self._store_ready is not None
         await self._store_ready

@@ -49,6 +49,11 @@ def new_database_id() -> str:
     return secrets.token_hex(6)
 
 
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def database_id(store: EventStore, hint: str | None = None) -> str:
     """The id of the database behind ``store``, made the first time any kernel opens it (``hint``:
     the id this kernel already named it by, for a database it found absent)."""
@@ -236,6 +241,8 @@ class Recorder:
                     raise
                 except Exception as exc:
                     self._failed(exc)
+                    async with self._progress:
+                        self._progress.notify_all()  # whoever waits for a seq learns of the failure
                     await asyncio.sleep(0.5)
                     with contextlib.suppress(Exception):
                         sub = await resubscribe()
@@ -244,7 +251,10 @@ class Recorder:
                 self._failing_since = None
                 await sub.ack(last)
             if msgs:
-                inflight = (asyncio.ensure_future(write(msgs)), msgs[-1][2])
+                task = asyncio.ensure_future(write(msgs))
+                # Awaited above, unless the recorder stops first: then its failure is not news.
+                task.add_done_callback(_retrieved)
+                inflight = (task, msgs[-1][2])
 
     def _failed(self, exc: BaseException) -> None:
         self._states.clear()

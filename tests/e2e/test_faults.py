@@ -327,6 +327,40 @@ def test_a_read_only_postgresql_interrupts_the_run_and_resume_carries_on_once_fi
     assert "counted to 30" in done.stdout
 
 
+def test_a_run_that_ends_while_postgresql_is_unreachable_never_exits_0(lk, pg_database, cleanup):
+    lk.env["LK_DB"] = pg_database
+    cleanup.append(lk.dir / "data")
+    name = pg_database.rsplit("/", 1)[1]
+    admin = psycopg.connect(
+        pg_database.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/test",
+        autocommit=True,
+    )
+    hold = lk.dir / "hold"
+    hold.touch()
+    try:
+        proc = lk.popen("run", "app", counting(lk, 5, HOLD=str(hold)))
+        wait_until("the Work counts", lambda: (work_var(lk, "root.w", "n") or 0) >= 2, proc=proc)
+        # The server refuses the database from now on (as a server that went away would).
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        hold.unlink()  # the run ends now, with nowhere to record its end
+        code, out, err, took = ended_within(proc, 60)
+        print(f"exit {code} {took:.1f} s later: {err.strip()[-500:]}")
+        assert "counted to 5" in out
+        assert code == 3, err
+        assert "ended (succeeded), but its last events are not recorded: cannot record into database" in err
+        assert "is not currently accepting connections" in err and "Traceback" not in err
+    finally:
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        admin.close()
+    assert runs_of(lk)[0]["status"] == "running", "the database never heard of the end"
+    # Once it is back, resume records what it missed, and says the run ended.
+    again = lk("resume", "latest", timeout=60)
+    assert again.returncode == 1 and "already ended (succeeded)" in again.stderr, again.stderr
+    assert runs_of(lk)[0]["status"] == "succeeded"
+    assert lk.json_lines("history", "latest")[-1]["type"] == "run.ended"
+
+
 @pytest.mark.parametrize("then", ["wait", "sigterm"])
 def test_a_full_disk_under_the_data_dir_ends_the_run_and_resume_carries_on_once_freed(tmpfs, cleanup, then):
     lk = LK(tmpfs)
