@@ -332,12 +332,16 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
         map_location: Any = None,
         hparams_file: str | None = None,
         strict: bool | None = None,
+        weights_only: bool | None = None,
         storage_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Build the module from the checkpoint's hyperparameters (and ``kwargs``) and load its weights."""
+        """Build the module from the checkpoint's hyperparameters (and ``kwargs``) and load its weights.
+
+        ``weights_only`` is ``torch.load``'s (None: torch's default, True since torch 2.6).
+        """
         from ._restore import load_module_from_checkpoint
 
         return load_module_from_checkpoint(
-            cls, checkpoint_path, map_location, hparams_file, strict, storage_options, kwargs
+            cls, checkpoint_path, map_location, hparams_file, strict, storage_options, kwargs, weights_only
         )

@@ -233,8 +233,12 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
         trainer.fit_loop.load_state_dict(fit_state, checkpoint.get("rng_states"))
 
 
-def _read(path: str, map_location: Any, storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    checkpoint = load_checkpoint(path, map_location=map_location, storage_options=storage_options)
+def _read(
+    path: str, map_location: Any, storage_options: dict[str, Any] | None, weights_only: bool | None = None
+) -> dict[str, Any]:
+    checkpoint = load_checkpoint(
+        path, map_location=map_location, storage_options=storage_options, weights_only=weights_only
+    )
     require_trainer_checkpoint(checkpoint, path)
     return checkpoint
 
@@ -247,8 +251,11 @@ def load_module_from_checkpoint(
     strict: bool | None,
     storage_options: dict[str, Any] | None,
     overrides: dict[str, Any],
+    weights_only: bool | None = None,
 ) -> Any:
-    checkpoint = _read(path, map_location if map_location is not None else "cpu", storage_options)
+    checkpoint = _read(
+        path, map_location if map_location is not None else "cpu", storage_options, weights_only
+    )
     hparams = dict(checkpoint.get(cls.CHECKPOINT_HYPER_PARAMS_KEY, {}))  # type: ignore[attr-defined]
     if hparams_file is not None:
         hparams.update(_read_hparams_file(hparams_file))

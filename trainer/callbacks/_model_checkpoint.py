@@ -9,6 +9,7 @@ through fsspec, so ``dirpath`` may be any fsspec URL (``s3://bucket/run``).
 """
 
 import os
+import re
 import time
 import warnings
 from copy import deepcopy
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 
+from .. import _fs
 from .._errors import MisconfigurationException
 from .._rank_zero import rank_zero_info
 from . import _checkpoint_files as files
@@ -283,6 +285,12 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
                 stacklevel=2,
             )
         self.best_model_path = state_dict["best_model_path"]
+
+    def _find_last_checkpoints(self, trainer: Trainer) -> set[str]:
+        """The ``last*.ckpt`` files in this callback's folder (the candidates of ``ckpt_path="last"``)."""
+        folder = self.dirpath or self._resolve_dirpath(trainer)
+        pattern = re.compile(rf"^{self.CHECKPOINT_NAME_LAST}(-v?\d+)?{re.escape(self.FILE_EXTENSION)}$")
+        return {p for p in _fs.list_files(folder) if pattern.match(os.path.basename(p))}
 
     # -- when to save -------------------------------------------------------------------------------------
     def _should_skip_saving_checkpoint(self, trainer: Trainer) -> bool:

@@ -5,6 +5,7 @@ resumed run counts the time it had already used against ``duration``.
 """
 
 import logging
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -43,7 +44,11 @@ class Timer(Callback):
             raise MisconfigurationException(
                 f"Unsupported parameter value `Timer(interval={interval})`. Possible values are: step, epoch."
             )
-        seconds = parse_max_time(duration)
+        if isinstance(duration, str) and not re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", duration.strip()):
+            raise MisconfigurationException(
+                f"`Timer(duration={duration!r})` is not a valid duration. Expected a string in the format DD:HH:MM:SS."
+            )
+        seconds = parse_max_time(duration.strip() if isinstance(duration, str) else duration)
         self._duration = seconds
         self._interval = interval
         self._verbose = verbose

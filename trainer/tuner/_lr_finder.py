@@ -105,12 +105,11 @@ class _LRFinder:
         finite = torch.isfinite(losses)
         losses, lrs = losses[finite], lrs[finite]
         if len(losses) < 2:
-            import warnings
+            import logging
 
-            warnings.warn(
-                "Failed to compute a suggestion for the learning rate: fewer than 2 finite points. Increase "
-                "`num_training` or the size of your dataset.",
-                stacklevel=2,
+            logging.getLogger("lightning_kernel.trainer.tuner.lr_finder").error(
+                "Failed to compute suggestion for learning rate because there are not enough points. Increase the "
+                "loop iteration limits or the size of your dataset/dataloader."
             )
             self._optimal_idx = None
             return None

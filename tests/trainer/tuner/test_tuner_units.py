@@ -4,6 +4,7 @@ and where tunable attributes are found."""
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from typing import Any
 
@@ -119,7 +120,7 @@ def test_range_schedulers_go_from_min_to_max() -> None:
         assert all(b > a for a, b in itertools.pairwise(lrs[1:]))
 
 
-def test_suggestion_is_the_steepest_descent() -> None:
+def test_suggestion_is_the_steepest_descent(caplog: pytest.LogCaptureFixture) -> None:
     finder = _LRFinder("exponential", 1e-6, 1.0, 100)
     lrs = [1e-6 * (1e6 ** (i / 99)) for i in range(100)]
     # a loss that falls fastest (per decade of lr) at index 60, then diverges
@@ -136,5 +137,6 @@ def test_suggestion_is_the_steepest_descent() -> None:
     index_only = int(torch.argmin(torch.gradient(torch.tensor(linear.results["loss"][10:-1]))[0])) + 10
     assert linear._optimal_idx != index_only
     finder.results = {"lr": lrs[:5], "loss": losses[:5]}
-    with pytest.warns(UserWarning, match="fewer than 2"):
+    with caplog.at_level(logging.ERROR):
         assert finder.suggestion() is None
+    assert "Failed to compute suggestion for learning rate because there are not enough points" in caplog.text
