@@ -4,7 +4,7 @@ Prints: CLI start to the first root.run(); lag from a Work's attribute change to
 (p50, p99, how many of 200 changes at a 20 ms period the flow saw); a trivial sequential Work from
 call until the flow passes it; 10 parallel trivial Works until all succeeded.
 
-    python bench/kernel_latency.py
+    python bench/kernel_latency.py [--only start,lag,sequential,parallel]
 """
 
 from __future__ import annotations
@@ -162,6 +162,24 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--only", default="start,lag,sequential,parallel", help="which figures, comma-separated"
+    )
+    only = set(parser.parse_args().only.split(","))
+    if "start" in only:
+        start()
+    if "lag" in only:
+        lag()
+    if "sequential" in only:
+        sequential()
+    if "parallel" in only:
+        parallel()
+
+
+def start() -> None:
     starts = []
     run_app(START_APP)  # warm-up: writes the bytecode caches, fills the page cache
     for _ in range(5):
@@ -173,6 +191,8 @@ def main() -> None:
         f"(min {min(starts) * 1000:.0f}, max {max(starts) * 1000:.0f}; 5 runs)  target <= 500 ms"
     )
 
+
+def lag() -> None:
     _, out = run_app(LAG_APP)
     seen = result(out)
     assert isinstance(seen, dict)
@@ -182,6 +202,8 @@ def main() -> None:
         f"seen {len(seen)}/200 changes at a 20 ms period  target p50 <= 2, p99 <= 10, 200/200"
     )
 
+
+def sequential() -> None:
     _, out = run_app(SEQ_APP)
     rts = [v * 1000 for v in result(out)]  # type: ignore[union-attr]
     warm = rts[1:]
@@ -190,6 +212,8 @@ def main() -> None:
         f"p90 {pct(warm, 90):.2f} ms (first call {rts[0]:.1f} ms; 60 calls)  target <= 30 ms"
     )
 
+
+def parallel() -> None:
     _, out = run_app(PAR_APP)
     rounds = [v * 1000 for v in result(out)]  # type: ignore[union-attr]
     warm = rounds[1:]

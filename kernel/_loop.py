@@ -6,8 +6,11 @@ What an iteration did (state changes, run requests, stop, fail) leaves as events
 its own events only when they come back from the stream, so its state is always the fold of the
 stream in order, exactly what a replay computes.
 
-The user's flow code runs on one thread of its own (``FlowThread``), never on the event loop: a slow
-``root.run()`` holds up its own run, not the recorder, the leases, the HTTP API or other runs.
+The user's flow code runs on the event loop, as in Lightning App's loop: handing each iteration to
+a thread of its own was measured to add ~1 ms to the lag from a Work's change to the flow seeing it
+(p50 2.0-2.2 ms inline, 2.8-3.4 ms on a thread, ``bench/kernel_latency.py --only lag``, same runs).
+A ``root.run()`` that blocks holds up the recorder and the API meanwhile (JetStream keeps the events),
+not the run's lease, which is renewed on a thread and connection of its own (``_lease``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ from ._events import (
     check_size,
 )
 from ._flow import AppFail, AppStop
-from ._flowthread import FlowThread
 from ._records import EventRecord
 from ._status import WorkStageStatus
 from ._supervisor import SpecFactory, Supervisor
@@ -98,7 +100,6 @@ class RunDriver:
         )
         self._folded = asyncio.Condition()
         self.ended = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: list[EventRecord] = []
         self._wake = asyncio.Event()
         self._awaiting = 0
@@ -124,7 +125,6 @@ class RunDriver:
     # -- event intake -------------------------------------------------------------------------------
 
     async def follow(self, start_seq: int) -> None:
-        self._loop = asyncio.get_running_loop()
         self._sub = await self.bus.follow(f"lk.{self.run_id}.>", start_seq, self._receive)
 
     def _receive(self, record: EventRecord) -> None:
@@ -132,13 +132,10 @@ class RunDriver:
         self._wake.set()
 
     def log_line(self, component: str, stream: str, line: str) -> None:
-        # Called from the flow thread (the flow's prints), so it hands the line to the event loop.
         import json
 
         data = json.dumps({"t": time.time(), "s": stream, "l": line}).encode()
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._spawn, self.bus.publish_log(self.run_id, component, data))
+        self._spawn(self.bus.publish_log(self.run_id, component, data))
 
     async def _caught_up(self, subject: str) -> None:
         """Return once the state holds the newest event on ``subject`` (of this run) in the stream."""
@@ -208,7 +205,7 @@ class RunDriver:
 
     async def _iterate(self) -> None:
         self._outbox = []
-        end, events = await FlowThread.get().run(self._run_flow)
+        end, events = self._run_flow()
         self._idle = not events and end is None
         await self._publish(events)
         if end is not None:
