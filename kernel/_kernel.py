@@ -141,6 +141,7 @@ class Kernel:
                 lambda fault: self.raise_fault(KernelFault(str(fault)), nats_gone=True)
             )
             self.leases = Leases(self.bus, Holder.this_process(self.id, cfg.data_dir), self._lease_lost)
+            self.bus.guard = self._guard_publish
             # Where a database new to these streams starts: before this kernel publishes anything.
             self.streams, _ = await asyncio.gather(self.bus.ensure_streams(), self.leases.start())
         except BaseException:
@@ -331,6 +332,19 @@ class Kernel:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(set_it)
 
+    def _guard_publish(self, subject: str) -> None:
+        """Refuse an event of a run this kernel drives once its lease on the run may have lapsed:
+        another kernel may drive the run by now, and the log must not get the events of two."""
+        parts = subject.split(".", 2)
+        run_id = parts[1] if len(parts) > 2 else ""
+        if run_id in self.runs and self.leases is not None and not self.leases.fresh(run_key(run_id)):
+            age = self.leases.age(run_key(run_id))
+            since = f"last renewed {age:.0f} s ago" if age != float("inf") else "lost"
+            raise KernelFault(
+                f"this kernel may no longer hold run {run_id} (its lease, of {self.leases.ttl:.0f} s, was "
+                f"{since}: was this process paused?); it publishes nothing more for the run"
+            )
+
     def _lease_lost(self, key: str, why: str) -> None:
         run_id = key.removeprefix("run.")
         driver = self.runs.get(run_id)
@@ -493,6 +507,8 @@ class Kernel:
         ref = await asyncio.to_thread(self.artifacts.put_bytes, packed.data)
         if module.__name__ in cloudpickle.list_registry_pickle_by_value():
             cloudpickle.unregister_pickle_by_value(module)
+        # Workers on this machine find the folder unpacked (ten starting at once would each unpack it).
+        threading.Thread(target=unpack, args=(packed.data, ref), daemon=True, name="lk-unpack").start()
         return Code(ref, module.__name__, packed.entry)
 
     async def create_run(
