@@ -184,6 +184,9 @@ class Bus:
         self._back_at = 0.0
         self.on_give_up: list[Callable[[BaseException], None]] = []
         """Called with the fault when the bus gives up by itself (an ack that never came)."""
+        self.guard: Callable[[str], None] | None = None
+        """Called with each event's subject before it is sent; raises to refuse it (the kernel's
+        check that it still holds the run)."""
 
     @classmethod
     async def connect(
@@ -411,6 +414,8 @@ class Bus:
         """Publish an event as ``encode`` made it, without waiting: a future of its stream sequence."""
         if self._given_up is not None:
             raise self._given_up
+        if self.guard is not None:
+            self.guard(subject)
         future = await (await self.publisher()).publish(subject, data, event_id)
         sent = self._sent
         while sent and sent[0][2].done():

@@ -122,6 +122,9 @@ class Lease:
     revision: int
     renewed_at: float = 0.0
     """``time.monotonic()`` of the last write that the server accepted."""
+    sent_at: float = 0.0
+    """``time.monotonic()`` when that write was sent: the server keeps the key one TTL after it took
+    the write, so at least until ``sent_at`` + TTL (``Leases.fresh``)."""
 
 
 class Leases:
@@ -145,6 +148,7 @@ class Leases:
 
     async def acquire(self, key: str, what: str) -> Lease:
         """Take ``key``, or raise ``LeaseHeld`` naming its holder; ``what`` says what it guards."""
+        sent = time.monotonic()
         try:
             revision = await self.bus.kv_create(key, self._value)
         except KeyExists as held:
@@ -161,13 +165,29 @@ class Leases:
                 log.info("%s: took over from %s, which is gone", what, holder.describe())
             else:
                 raise LeaseHeld(what, holder.describe(), self.ttl) from None
-        lease = self._held[key] = Lease(key, revision, time.monotonic())
+        current = self._held.get(key)
+        if current is not None and current.revision == revision:
+            return current
+        lease = self._held[key] = Lease(key, revision, time.monotonic(), sent)
         if self._task is None:
             self._task = asyncio.create_task(self._renew_forever(), name="lease-renewal")
         return lease
 
     def holds(self, key: str) -> bool:
         return key in self._held
+
+    def fresh(self, key: str) -> bool:
+        """Whether ``key`` is held and surely still this kernel's on the server: its last accepted
+        write was sent less than 90% of the TTL ago. A kernel that was paused (SIGSTOP, a VM frozen)
+        or cut off learns that it lost a lease only at its next renewal; until then this says it
+        must not act for it, since another kernel may have taken it already."""
+        lease = self._held.get(key)
+        return lease is not None and time.monotonic() - lease.sent_at < self.ttl * 0.9
+
+    def age(self, key: str) -> float:
+        """Seconds since the last accepted write of ``key`` was sent (inf when it is not held)."""
+        lease = self._held.get(key)
+        return float("inf") if lease is None else time.monotonic() - lease.sent_at
 
     async def release(self, key: str) -> None:
         lease = self._held.pop(key, None)
@@ -185,11 +205,13 @@ class Leases:
         await asyncio.gather(*(self._renew(key, lease) for key, lease in list(self._held.items())))
 
     async def _renew(self, key: str, lease: Lease) -> None:
+        sent = time.monotonic()
         try:
             lease.revision = await asyncio.wait_for(
                 self.bus.kv_update(key, self._value, lease.revision), self.ttl / 3
             )
             lease.renewed_at = time.monotonic()
+            lease.sent_at = sent
         except WrongRevision:
             self._held.pop(key, None)
             self.on_lost(key, "another kernel holds it now")

@@ -35,7 +35,7 @@ from ._lease import Leases, recorder_key
 from ._pull import Raw, stream_seq
 from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
 from ._store import EventStore, load_state
-from .errors import KernelFault, LeaseHeld, RunNotFound
+from .errors import KernelFault, LeaseHeld, LeaseLost, RunNotFound
 
 log = logging.getLogger(__name__)
 
@@ -271,10 +271,18 @@ class Recorder:
                 self.on_fatal(fault)
 
     async def _write_events(self, msgs: list[Raw]) -> None:
+        self._check_lease()
         last = await asyncio.to_thread(self._decode_fold_and_write, msgs)
         async with self._progress:
             self.recorded_seq = max(self.recorded_seq, last)
             self._progress.notify_all()
+
+    def _check_lease(self) -> None:
+        """Refuse to write once this kernel's recorder lease may have lapsed: another kernel may
+        record into the database by now (the write fails, and is retried until the lease is renewed
+        or known lost)."""
+        if self.leases is not None and self.db_id and not self.leases.fresh(recorder_key(self.db_id)):
+            raise LeaseLost(f"this kernel's lease on recording into {self.where} may have lapsed")
 
     def _decode_fold_and_write(self, msgs: list[Raw]) -> int:
         records = [read_record(subject, data, stream_seq(reply)) for subject, data, reply in msgs]
@@ -348,6 +356,7 @@ class Recorder:
         return batch
 
     async def _write_logs(self, msgs: list[Raw]) -> None:
+        self._check_lease()
         lines = []
         for subject, data, reply in msgs:
             seq = stream_seq(reply)

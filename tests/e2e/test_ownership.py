@@ -3,6 +3,7 @@ nats-servers, real SQLite files and PostgreSQL databases, real ``lightning-kerne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -371,3 +372,85 @@ def test_two_kernels_on_one_postgres_and_one_nats_record_everything_once(
     assert_recorded_exactly(a, run_a, [m for m in stream if m["subject"].split(".")[1] == run_a])
     assert {r["id"]: r["status"] for r in runs_of(a)}[run_a] == "succeeded"
     assert json.loads(a("state", run_a, "--json", check=True).stdout)["root"]["works"]["w"]["vars"]["n"] == 20
+
+
+TICKS = """
+import os, time
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+class Counter(LightningWork):
+    def __init__(self):
+        super().__init__(parallel=True)
+        self.n = 0
+    def run(self):
+        while os.path.exists(os.environ["HOLD"]):
+            time.sleep(0.05)
+            self.n += 1
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.w = Counter()
+        self.ticks = 0
+    def run(self):
+        self.w.run()
+        self.ticks = max(self.ticks, self.w.n // 5)
+        if self.w.has_succeeded:
+            self.stop(f"ticked to {self.ticks}")
+
+app = LightningApp(Root())
+"""
+
+
+def test_a_kernel_paused_past_its_lease_publishes_nothing_once_another_drives_the_run(
+    tmp_path, nats, pg_database, leftovers
+):
+    hold = tmp_path / "hold"
+    hold.touch()
+    env = {
+        **nats.env(),
+        "LK_DB": pg_database,
+        "LK_ARTIFACTS": f"file://{tmp_path / 'artifacts'}",
+        "LK_LEASE_S": "3",
+        "HOLD": str(hold),
+    }
+    a, b = kernel(tmp_path, "a", **env), kernel(tmp_path, "b", **env)
+    leftovers.extend([a.dir / "data", b.dir / "data"])
+    pa = a.popen("run", "app", a.app(TICKS))
+    pb: subprocess.Popen[str] | None = None
+    try:
+        wait_until("the Work counts", lambda: (work_var(a, "root.w", "n") or 0) >= 10, proc=pa)
+        run_id = runs_of(a)[0]["id"]
+        pa.send_signal(signal.SIGSTOP)  # frozen: it renews nothing, and does not know it
+        wait_until(
+            "the lease lapses",
+            lambda: lease_holder(nats.url, nats.token, f"run.{run_id}") is None,
+            timeout=30,
+        )
+        pb = b.popen("resume", run_id)
+        seen = work_var(b, "root.w", "n") or 0
+        wait_until("b drives the run", lambda: (work_var(b, "root.w", "n") or 0) > seen + 10, proc=pb)
+        pa.send_signal(signal.SIGCONT)  # it wakes up with a flow that has events to react to
+        code, _, err = finish(pa, timeout=30)
+        print(f"a: exit {code}: {err.strip()[-300:]}")
+        assert code == 3, err
+        assert f"run {run_id} interrupted: this kernel " in err and "Traceback" not in err
+        now = work_var(b, "root.w", "n") or 0
+        wait_until("b goes on", lambda: (work_var(b, "root.w", "n") or 0) > now + 10, proc=pb)
+        hold.unlink()
+        code, out, err = finish(pb)
+        assert code == 0, err
+        assert "ticked to" in out
+    finally:
+        for p in (pa, pb):
+            if p is not None and p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGCONT)
+                p.kill()
+    events = history(b, run_id)
+    resumed = next(e["seq"] for e in events if e["type"] == "run.resumed")
+    after = [e for e in events if e["seq"] > resumed and e["source"] == "kernel"]
+    ticks = [e["body"]["changes"]["root"]["ticks"] for e in events if e["type"] == "flow.state_changed"]
+    assert ticks == sorted(set(ticks)), f"two kernels drove the run: flow changes {ticks}"
+    assert "run.interrupted" not in [e["type"] for e in after]
+    assert [e["type"] for e in events].count("run.resumed") == 1 and events[-1]["type"] == "run.ended"
