@@ -41,7 +41,7 @@ from ._plugins import Executors, load_executors
 from ._recorder import Recorder
 from ._status import WorkStageStatus
 from ._store import EventStore, load_state
-from .errors import ConfigError, KernelError, KernelFault, LeaseHeld
+from .errors import ArtifactError, ConfigError, KernelError, KernelFault, LeaseHeld
 
 log = logging.getLogger(__name__)
 
@@ -593,9 +593,16 @@ class Kernel:
     def _load_app(self, run: dict[str, Any]) -> LightningApp:
         import cloudpickle
 
-        if run.get("code"):
-            self.load_code(Code(run["code"], run["module"], run["entry"]))
-        app = cloudpickle.loads(self.artifacts.get_bytes(run["app"]))
+        try:
+            if run.get("code"):
+                self.load_code(Code(run["code"], run["module"], run["entry"]))
+            blob = self.artifacts.get_bytes(run["app"])
+        except ArtifactError as exc:
+            raise ArtifactError(
+                f"run {run['id']} cannot be loaded: {exc}. Was it made by a kernel with another "
+                "artifact store (each data dir has its own)? Pass that one's --artifacts (LK_ARTIFACTS)"
+            ) from exc
+        app = cloudpickle.loads(blob)
         if not isinstance(app, LightningApp):
             raise KernelError(f"the app of run {run['id']} unpickles to a {type(app).__name__}")
         return app
