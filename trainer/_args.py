@@ -83,6 +83,32 @@ def parse_max_time(max_time: Any) -> float | None:
     )
 
 
+def parse_val_check_time(value: Any) -> float | None:
+    """Seconds of a time-based ``val_check_interval`` (PL 2.6), or None for a batch-based one.
+
+    ``"DD:HH:MM:SS"``, a ``timedelta`` or a dict of ``timedelta`` keywords; ints and floats are batch counts
+    and fractions, checked by ``parse_limit``.
+    """
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return datetime.timedelta(**value).total_seconds()
+    if not isinstance(value, str):
+        return None
+    parts = value.split(":")
+    if len(parts) != 4:
+        raise MisconfigurationException(
+            f"Invalid time format for `val_check_interval`: {value!r}. Expected 'DD:HH:MM:SS'."
+        )
+    try:
+        days, hours, minutes, seconds = (int(part) for part in parts)
+    except ValueError:
+        raise MisconfigurationException(
+            f"Non-integer component in `val_check_interval` string: {value!r}. Use 'DD:HH:MM:SS'."
+        ) from None
+    return datetime.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds).total_seconds()
+
+
 def check_positive_int(value: Any, name: str, minimum: int = 0, allow: tuple[Any, ...] = ()) -> None:
     if value in allow and not isinstance(value, bool):
         return

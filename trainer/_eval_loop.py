@@ -7,6 +7,7 @@ dataloader, the epoch-end hooks, the metrics handed to the loggers, train mode b
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from . import _data
 from ._data import iterate
 from ._logging import ResultCollection
+from ._progress import BatchProgress
 from ._state import RunningStage
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class EvaluationLoop:
         self.loaders: list[Any] = []
         self.max_batches: list[int | float] = []
         self.batches_ready = 0
+        self.batch_progress = BatchProgress()
         self._seen: dict[int, int] = {}
 
     @property
@@ -135,6 +138,7 @@ class EvaluationLoop:
         trainer._call(f"on_{prefix}_start")
         connector.first_loop_iter = None
         self.results.reset()
+        self.batch_progress.reset_on_run()
         trainer._call(f"on_{prefix}_epoch_start")
         multiple = len(self.loaders) > 1
         step_name = "test_step" if prefix == "test" else "validation_step"
@@ -155,7 +159,8 @@ class EvaluationLoop:
                 outputs.append(dl_outputs)
                 continue
             dl_arg = dl_idx if multiple else None
-            for batch_idx, batch, _ in iterate(loader, limit):
+            for batch_idx, batch, is_last in iterate(loader, limit):
+                self.batch_progress.is_last_batch = is_last
                 output = self._step(step_name, step_fn, pass_idx, batch, batch_idx, dl_arg)
                 if collect and output is not None:
                     dl_outputs.append(output)
@@ -184,6 +189,7 @@ class EvaluationLoop:
             modes.restore()
         if self.verbose and trainer.is_global_zero and not trainer.sanity_checking:
             _print_results(logged, "Test" if prefix == "test" else "Validate")
+        trainer._last_val_time = time.monotonic()  # a time-based val_check_interval counts from here
         return logged
 
     def _step(
@@ -194,16 +200,20 @@ class EvaluationLoop:
         prefix = self._prefix
         batch = trainer._transfer_batch(batch, dl_idx or 0)
         self.batches_ready += 1
+        progress = self.batch_progress
+        progress.started()
         connector.on_batch_start(batch, dl_idx)
         hook_args: tuple[Any, ...] = (batch, batch_idx) if dl_idx is None else (batch, batch_idx, dl_idx)
         if trainer._hooks.overridden(f"on_{prefix}_batch_start"):
             trainer._call(f"on_{prefix}_batch_start", *hook_args)
         step_args = hook_args if pass_idx else (batch,)
         output = trainer._run_step(step_name, step_fn, step_args)
+        progress.processed()
         if isinstance(output, dict) and ("log" in output or "progress_bar" in output):
             trainer._log_legacy_dict(step_name, output)
         if trainer._hooks.overridden(f"on_{prefix}_batch_end"):
             trainer._call(f"on_{prefix}_batch_end", output, *hook_args)
+        progress.completed()
         connector.on_batch_end()
         if not trainer.sanity_checking:
             key = dl_idx or 0
@@ -242,6 +252,7 @@ class PredictionLoop:
         self.loaders: list[Any] = []
         self.max_batches: list[int | float] = []
         self.batches_ready = 0
+        self.batch_progress = BatchProgress()
         self._predictions: list[list[Any]] = []
         self.epoch_batch_indices: list[list[Any]] = []
         self.current_batch_indices: list[int] = []
@@ -290,13 +301,17 @@ class PredictionLoop:
             )
             self._predictions = []
             self.epoch_batch_indices = []
+            self.batch_progress.reset_on_run()
             for dl_idx, loader in enumerate(self.loaders):
                 predictions: list[Any] = []
                 dl_indices: list[Any] = []
                 self.epoch_batch_indices.append(dl_indices)
                 recorder = self._recorders[dl_idx] if self._recorders else None
                 dl_arg = dl_idx if multiple else None
-                for batch_idx, batch, _ in iterate(loader, self.max_batches[dl_idx]):
+                progress = self.batch_progress
+                for batch_idx, batch, is_last in iterate(loader, self.max_batches[dl_idx]):
+                    progress.is_last_batch = is_last
+                    progress.started()
                     if recorder is not None:
                         self.current_batch_indices = recorder.seen[batch_idx]
                         dl_indices.append(self.current_batch_indices)
@@ -305,7 +320,9 @@ class PredictionLoop:
                     hook_args = (batch, batch_idx) if dl_arg is None else (batch, batch_idx, dl_arg)
                     trainer._call("on_predict_batch_start", *hook_args)
                     output = trainer._run_step("predict_step", step_fn, hook_args if pass_idx else (batch,))
+                    progress.processed()
                     trainer._call("on_predict_batch_end", output, *hook_args)
+                    progress.completed()
                     if return_predictions:
                         predictions.append(_data.move_data_to_device(output, "cpu"))
                 self._predictions.append(predictions)

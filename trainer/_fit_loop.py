@@ -19,6 +19,7 @@ from ._errors import MisconfigurationException
 from ._fit_loop_state import FitLoopState
 from ._logging import ResultCollection
 from ._optim import step_schedulers
+from ._progress import BatchProgress, Progress, counts
 from ._rng import capture_rng, restore_rng
 
 if TYPE_CHECKING:
@@ -68,6 +69,28 @@ class FitLoop(FitLoopState):
     def log_step(self) -> int:
         return self.batches_that_stepped + 1
 
+    @property
+    def batch_progress(self) -> BatchProgress:
+        """PL's batch counters, built from this loop's (a snapshot: changing it changes nothing)."""
+        tail = 1 if self._batch_tail else 0
+        in_batch = self.batch_idx + 1
+        progress = BatchProgress(
+            total=counts(
+                self.total_batch_idx + 1, self.total_batch_idx + 1 - (in_batch - self.batches_done), 0
+            ),
+            current=counts(in_batch, self.batches_done, self.batches_done - tail),
+            is_last_batch=self.is_last_batch,
+        )
+        progress.total.completed = progress.total.processed - tail
+        return progress
+
+    @property
+    def epoch_progress(self) -> Progress:
+        """PL's epoch counters: ``current.processed`` epochs ran their batches, ``completed`` ended."""
+        total = counts(self.epoch_started, self.epoch_processed, self.epoch_completed)
+        current = counts(self.epoch_started, self.epoch_processed, self.epoch_completed)
+        return Progress(total=total, current=current)
+
     # -- data ------------------------------------------------------------------------------------
     def setup_data(self, force: bool = False) -> None:
         trainer = self.trainer
@@ -80,7 +103,11 @@ class FitLoop(FitLoopState):
         self._loaded_epoch = self.epoch_completed
         self.num_training_batches = _data.num_batches(loader, trainer.limit_train_batches, "train")
         interval = trainer.val_check_interval
-        if isinstance(interval, int):
+        if trainer._val_check_time_interval is not None:
+            # time-based: no batch schedule; the clock starts now, and after each validation
+            trainer.val_check_batch = None
+            trainer._last_val_time = time.monotonic()
+        elif isinstance(interval, int):
             trainer.val_check_batch = interval
             if (
                 interval > self.num_training_batches
@@ -154,7 +181,8 @@ class FitLoop(FitLoopState):
             self.val_loop.setup_data()
         self._prepare_fast_path()
         trainer._call("on_train_start")
-        trainer._start_time = time.monotonic()
+        if trainer._max_time is not None:
+            trainer._start_time = time.monotonic()
         while not self.done:
             self._epoch()
         trainer._call("on_train_end")
@@ -173,6 +201,8 @@ class FitLoop(FitLoopState):
             self.batch_idx = -1
             self.batches_done = 0
             self.epoch_started = self.epoch_processed + 1
+            if self.val_loop is not None:
+                self.val_loop.batch_progress.total.reset()  # PL counts validation batches per epoch
             trainer._call("on_train_epoch_start")
             self._epoch_start_rng = capture_rng()
         elif restart["epoch_finished"]:
@@ -314,6 +344,8 @@ class FitLoop(FitLoopState):
 
     def _val_pending(self) -> bool:
         trainer = self.trainer
+        if trainer._val_check_time_interval is not None:
+            return False  # a clock's decision: a resumed run's clock starts afresh anyway
         return bool(
             self._batch_tail
             and not trainer.validating
@@ -329,11 +361,15 @@ class FitLoop(FitLoopState):
             return True
         if trainer.should_stop and self._can_stop_early():
             return True
+        every_s = trainer._val_check_time_interval
+        if every_s is not None:
+            return time.monotonic() - trainer._last_val_time >= every_s
         if isinstance(trainer.limit_train_batches, int) and infinite:
             return (self.batch_idx + 1) % trainer.limit_train_batches == 0
-        if not infinite:
+        every = trainer.val_check_batch
+        if not infinite and every is not None:
             current = self.total_batch_idx if trainer.check_val_every_n_epoch is None else self.batch_idx
-            return (current + 1) % int(trainer.val_check_batch) == 0
+            return (current + 1) % int(every) == 0
         return self.is_last_batch
 
     # -- optimization ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ launcher for ``devices=N``). The loops live in ``_fit_loop.py`` and ``_eval_loop
 step does is in ``_steps.py``.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from ._datamodule import LightningDataModule
@@ -43,7 +44,7 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
         limit_test_batches: int | float | None = None,
         limit_predict_batches: int | float | None = None,
         overfit_batches: int | float = 0.0,
-        val_check_interval: int | float | None = None,
+        val_check_interval: int | float | str | timedelta | dict[str, int] | None = None,
         check_val_every_n_epoch: int | None = 1,
         num_sanity_val_steps: int | None = None,
         log_every_n_steps: int | None = None,

@@ -5,7 +5,13 @@ import os
 from typing import Any
 
 from . import _data
-from ._args import check_positive_int, parse_accelerator, parse_max_time, parse_strategy
+from ._args import (
+    check_positive_int,
+    parse_accelerator,
+    parse_max_time,
+    parse_strategy,
+    parse_val_check_time,
+)
 from ._callback_setup import (
     DummyLogger,
     configure_callbacks,
@@ -83,7 +89,14 @@ class TrainerInit:
         self.limit_val_batches = _data.parse_limit(a["limit_val_batches"], "limit_val_batches")
         self.limit_test_batches = _data.parse_limit(a["limit_test_batches"], "limit_test_batches")
         self.limit_predict_batches = _data.parse_limit(a["limit_predict_batches"], "limit_predict_batches")
-        self.val_check_interval = _data.parse_limit(a["val_check_interval"], "val_check_interval")
+        # time-based (a str, timedelta or dict): validate once that much wall-clock time has passed since the
+        # last validation, checked after each training batch; val_check_interval keeps the value given
+        self._val_check_time_interval = parse_val_check_time(a["val_check_interval"])
+        if self._val_check_time_interval is None:
+            self.val_check_interval = _data.parse_limit(a["val_check_interval"], "val_check_interval")
+        else:
+            self.val_check_interval = a["val_check_interval"]
+        self._last_val_time = 0.0
         self.overfit_batches = (
             _data.parse_limit(a["overfit_batches"], "overfit_batches") if a["overfit_batches"] else 0
         )
@@ -108,10 +121,11 @@ class TrainerInit:
                 setattr(self, f"limit_{stage}_batches", fast_dev_run)
             self.num_sanity_val_steps = 0
             self.val_check_interval = 1.0
+            self._val_check_time_interval = None  # a few batches: no clock
             self.check_val_every_n_epoch = 1
         if self.overfit_batches:
             self.limit_train_batches = self.limit_val_batches = self.overfit_batches
-        self.val_check_batch: int | float = float("inf")
+        self.val_check_batch: int | float | None = float("inf")
         self.log_every_n_steps = 50 if a["log_every_n_steps"] is None else a["log_every_n_steps"]
         check_positive_int(self.log_every_n_steps, "log_every_n_steps", 0)
         check_positive_int(a["accumulate_grad_batches"], "accumulate_grad_batches", 1)

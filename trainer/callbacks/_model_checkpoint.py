@@ -304,6 +304,9 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
     def _should_save_on_train_epoch_end(self, trainer: Trainer) -> bool:
         if self._save_on_train_epoch_end is not None:
             return self._save_on_train_epoch_end
+        # validation on a clock: it may come at any batch, so save after each one
+        if getattr(trainer, "_val_check_time_interval", None) is not None:
+            return False
         # validation every few epochs: its end is the only place its metrics are certain to exist
         if trainer.check_val_every_n_epoch != 1:
             return False

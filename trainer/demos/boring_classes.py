@@ -141,6 +141,59 @@ class BoringDataModule(LightningDataModule):
         return DataLoader(self.random_predict)
 
 
+class BoringDataModuleNoLen(LightningDataModule):
+    """``BoringDataModule`` over iterable datasets: its dataloaders have no length."""
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.random_train = RandomIterableDataset(32, 512)
+        if stage in ("fit", "validate"):
+            self.random_val = RandomIterableDataset(32, 128)
+        if stage == "test":
+            self.random_test = RandomIterableDataset(32, 256)
+        if stage == "predict":
+            self.random_predict = RandomIterableDataset(32, 64)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.random_train)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.random_val)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.random_test)
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.random_predict)
+
+
+class IterableBoringDataModule(LightningDataModule):
+    """Two dataloaders per stage, a sized one and one with no length, as a list."""
+
+    _SIZES = {"train": 16, "val": 32, "test": 64, "predict": 128}
+
+    def setup(self, stage: str) -> None:
+        kinds = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+        for kind in kinds.get(stage, ()):
+            n = self._SIZES[kind]
+            setattr(self, f"{kind}_datasets", [RandomDataset(4, n), RandomIterableDataset(4, n)])
+
+    def _loaders(self, kind: str) -> list[DataLoader[Any]]:
+        return [DataLoader(dataset) for dataset in getattr(self, f"{kind}_datasets")]
+
+    def train_dataloader(self) -> list[DataLoader[Any]]:
+        return self._loaders("train")
+
+    def val_dataloader(self) -> list[DataLoader[Any]]:
+        return self._loaders("val")
+
+    def test_dataloader(self) -> list[DataLoader[Any]]:
+        return self._loaders("test")
+
+    def predict_dataloader(self) -> list[DataLoader[Any]]:
+        return self._loaders("predict")
+
+
 class ManualOptimBoringModel(BoringModel):
     """``BoringModel`` with manual optimization."""
 
@@ -159,7 +212,9 @@ class ManualOptimBoringModel(BoringModel):
 
 __all__ = [
     "BoringDataModule",
+    "BoringDataModuleNoLen",
     "BoringModel",
+    "IterableBoringDataModule",
     "ManualOptimBoringModel",
     "RandomDataset",
     "RandomDictDataset",
