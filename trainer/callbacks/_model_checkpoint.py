@@ -45,7 +45,9 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         filename: a template such as ``"{epoch}-{val_loss:.2f}"``; default ``"{epoch}-{step}"``.
         monitor: the logged metric to rank checkpoints by; ``None`` keeps the latest only.
         verbose: print each decision.
-        save_last: also save ``last.ckpt`` each time; ``"link"`` makes it a link to the newest file.
+        save_last: also save ``last.ckpt`` whenever a checkpoint is saved (PL 2.6: not at an epoch or
+            validation end that saved nothing), and at the end of training if nothing was saved at all;
+            ``"link"`` makes it a link to the newest file.
         save_top_k: keep the best k (``-1``: all, ``0``: none).
         save_weights_only: only the model's weights, not optimizer and loop state.
         mode: ``"min"`` or ``"max"``: which direction of ``monitor`` is better.
@@ -211,7 +213,8 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         candidates = self._monitor_candidates(trainer)
         if self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0:
             self._save_topk_checkpoint(trainer, candidates, final=True)
-        self._save_last_checkpoint(trainer, candidates)
+        if self._saved_this_step(trainer):
+            self._save_last_checkpoint(trainer, candidates)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
@@ -228,7 +231,20 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
         candidates = self._monitor_candidates(trainer)
         if self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0:
             self._save_topk_checkpoint(trainer, candidates, final=True)
-        self._save_last_checkpoint(trainer, candidates)
+        if self._saved_this_step(trainer):
+            self._save_last_checkpoint(trainer, candidates)
+
+    def _saved_this_step(self, trainer: Trainer) -> bool:
+        """PL 2.6: ``last`` follows the checkpoints: it is saved at an epoch's or validation's end only when a
+        checkpoint was saved at this step (or, as a link, when there is one to point at)."""
+        if self._last_global_step_saved == trainer.global_step:
+            return True
+        return self.save_last == "link" and bool(self._last_checkpoint_saved)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # PL 2.6: save_last=True leaves a last checkpoint even when no other save happened during training
+        if self.save_last and not self._last_checkpoint_saved and not trainer.fast_dev_run:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if not self._should_save_on_exception(trainer):
