@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from ._config import Config
 from ._kernel import Kernel
-from ._loop import RunDriver
+from ._loop import FlowInterrupted, RunDriver
 from .errors import KernelError, KernelFault
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "stopped": 0}
@@ -48,22 +48,29 @@ async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]], defer_
     interrupted: list[str] = []
     stopping = asyncio.Event()
 
-    def on_signal(name: str) -> None:
+    names = {signal.SIGINT: "sigint", signal.SIGTERM: "sigterm"}
+
+    def on_signal(signum: int, frame: object) -> None:
+        # A plain handler, not the loop's: the flow runs on the loop, and a root.run() that blocks
+        # (sleeps, waits on a socket) must still be stopped. The handler runs between the flow's
+        # bytecodes; the stop itself happens on the loop once the flow has let go.
+        name = names[signal.Signals(signum)]
         if interrupted:
             os._exit(130 if name == "sigint" else 143)  # a second signal: now
         interrupted.append(name)
         _exit_soon(130 if name == "sigint" else 143, SHUTDOWN_S)
-        stopping.set()
+        loop.call_soon_threadsafe(stopping.set)
+        if any(driver.in_flow for driver in kernel.runs.values()):
+            raise FlowInterrupted(name)
 
-    for sig, name in ((signal.SIGINT, "sigint"), (signal.SIGTERM, "sigterm")):
-        loop.add_signal_handler(sig, on_signal, name)
+    previous = {sig: signal.signal(sig, on_signal) for sig in names}
     try:
         return await _host_run(kernel, make, interrupted, stopping, defer_store)
     finally:
         with contextlib.suppress(Exception):
             await kernel.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _host_run(

@@ -140,7 +140,12 @@ class Kernel:
             self.bus.on_give_up.append(
                 lambda fault: self.raise_fault(KernelFault(str(fault)), nats_gone=True)
             )
-            self.leases = Leases(self.bus, Holder.this_process(self.id, cfg.data_dir), self._lease_lost)
+            self.leases = Leases(
+                self.bus,
+                Holder.this_process(self.id, cfg.data_dir),
+                self._lease_lost,
+                renew_on=(self.nats_url, self.nats_token),
+            )
             self.bus.guard = self._guard_publish
             # Where a database new to these streams starts: before this kernel publishes anything.
             self.streams, _ = await asyncio.gather(self.bus.ensure_streams(), self.leases.start())

@@ -27,9 +27,11 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ._bus import Bus, KeyExists, WrongRevision
 from .errors import LeaseHeld
@@ -125,13 +127,25 @@ class Lease:
     sent_at: float = 0.0
     """``time.monotonic()`` when that write was sent: the server keeps the key one TTL after it took
     the write, so at least until ``sent_at`` + TTL (``Leases.fresh``)."""
+    renewing: bool = False
+    """A renewal of it is in flight (on the renewal thread)."""
 
 
 class Leases:
-    """The leases one kernel holds, renewed together by one task."""
+    """The leases one kernel holds, renewed together by one task.
+
+    With ``renew_on`` (the NATS URL and token), renewals run on a thread with a connection of its
+    own: a flow whose ``root.run()`` blocks the kernel's event loop for longer than the lease (the
+    flow runs on the loop, see ``_loop``) must not lose its run for it. ``on_lost`` is still called
+    on the loop that made the ``Leases``."""
 
     def __init__(
-        self, bus: Bus, holder: Holder, on_lost: Callable[[str, str], None], ttl: float | None = None
+        self,
+        bus: Bus,
+        holder: Holder,
+        on_lost: Callable[[str, str], None],
+        ttl: float | None = None,
+        renew_on: tuple[str, str | None] | None = None,
     ) -> None:
         self.bus = bus
         self.holder = holder
@@ -139,8 +153,14 @@ class Leases:
         """Called with ``(key, why)`` when a lease could not be renewed: its work must stop at once."""
         self.ttl = ttl or lease_seconds()
         self._held: dict[str, Lease] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | Any = None
         self._value = holder.encode()
+        self._renew_on = renew_on
+        self._renewer: _RenewalThread | None = None
+        self._lock = threading.Lock()
+        """Guards ``_held`` between the loop and the renewal thread."""
+        self._released: dict[str, Lease] = {}
+        """Leases let go while a renewal of theirs was in flight: the renewal deletes them after."""
 
     async def start(self) -> None:
         """Make (or find) the lease bucket; its TTL, the first kernel's choice, is the lease's."""
@@ -165,12 +185,17 @@ class Leases:
                 log.info("%s: took over from %s, which is gone", what, holder.describe())
             else:
                 raise LeaseHeld(what, holder.describe(), self.ttl) from None
-        current = self._held.get(key)
-        if current is not None and current.revision == revision:
-            return current
-        lease = self._held[key] = Lease(key, revision, time.monotonic(), sent)
+        with self._lock:
+            current = self._held.get(key)
+            if current is not None and current.revision == revision:
+                return current
+            lease = self._held[key] = Lease(key, revision, time.monotonic(), sent)
         if self._task is None:
-            self._task = asyncio.create_task(self._renew_forever(), name="lease-renewal")
+            if self._renew_on is not None:
+                self._renewer = _RenewalThread(self, *self._renew_on, asyncio.get_running_loop())
+                self._task = self._renewer.start()
+            else:
+                self._task = asyncio.create_task(self._renew_forever(self.bus), name="lease-renewal")
         return lease
 
     def holds(self, key: str) -> bool:
@@ -190,45 +215,117 @@ class Leases:
         return float("inf") if lease is None else time.monotonic() - lease.sent_at
 
     async def release(self, key: str) -> None:
-        lease = self._held.pop(key, None)
+        with self._lock:
+            lease = self._held.pop(key, None)
+            if lease is not None and lease.renewing:
+                self._released[key] = lease  # its renewal deletes it with the revision it gets
+                return
         if lease is not None:
             with contextlib.suppress(Exception):
                 await self.bus.kv_delete(key, last=lease.revision)
 
-    async def _renew_forever(self) -> None:
+    async def _renew_forever(self, bus: Bus) -> None:
         while True:
             await asyncio.sleep(self.ttl / 3)
-            await self.renew_all()
+            await self.renew_all(bus)
 
-    async def renew_all(self) -> None:
+    async def renew_all(self, bus: Bus | None = None) -> None:
         """One round of renewals, every lease at once (pipelined on the one connection)."""
-        await asyncio.gather(*(self._renew(key, lease) for key, lease in list(self._held.items())))
+        with self._lock:
+            held = list(self._held.items())
+            for _, lease in held:
+                lease.renewing = True
+        await asyncio.gather(*(self._renew(bus or self.bus, key, lease) for key, lease in held))
 
-    async def _renew(self, key: str, lease: Lease) -> None:
+    async def _renew(self, bus: Bus, key: str, lease: Lease) -> None:
         sent = time.monotonic()
+        lost = ""
         try:
-            lease.revision = await asyncio.wait_for(
-                self.bus.kv_update(key, self._value, lease.revision), self.ttl / 3
-            )
-            lease.renewed_at = time.monotonic()
-            lease.sent_at = sent
+            revision = await asyncio.wait_for(bus.kv_update(key, self._value, lease.revision), self.ttl / 3)
+            with self._lock:
+                lease.revision, lease.renewed_at, lease.sent_at = revision, time.monotonic(), sent
         except WrongRevision:
-            self._held.pop(key, None)
-            self.on_lost(key, "another kernel holds it now")
+            lost = "another kernel holds it now"
         except (asyncio.TimeoutError, Exception) as exc:
             log.debug("renewing %s failed: %s", key, exc)
             if time.monotonic() - lease.renewed_at >= self.ttl:
                 # The server has let it lapse by now: another kernel may hold it.
-                self._held.pop(key, None)
-                self.on_lost(key, f"it could not be renewed for {self.ttl:.0f} s ({exc})")
+                lost = f"it could not be renewed for {self.ttl:.0f} s ({exc})"
+        with self._lock:
+            lease.renewing = False
+            released = self._released.pop(key, None) is lease
+            if lost and self._held.get(key) is lease:
+                del self._held[key]
+            else:
+                lost = ""
+        if released:
+            with contextlib.suppress(Exception):
+                await bus.kv_delete(key, last=lease.revision)
+        if lost:
+            self._lost(key, lost)
+
+    def _lost(self, key: str, why: str) -> None:
+        if self._renewer is not None:
+            self._renewer.owner.call_soon_threadsafe(self.on_lost, key, why)
+        else:
+            self.on_lost(key, why)
 
     async def close(self) -> None:
-        if self._task is not None:
+        if self._renewer is not None:
+            await asyncio.to_thread(self._renewer.stop)
+        elif self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
         for key in list(self._held):
             await self.release(key)
+        for key, lease in list(self._released.items()):
+            with contextlib.suppress(Exception):
+                await self.bus.kv_delete(key, last=lease.revision)
+        self._released.clear()
+
+
+class _RenewalThread:
+    """An event loop on a thread of its own, with its own NATS connection, that renews the leases."""
+
+    def __init__(self, leases: Leases, url: str, token: str | None, owner: asyncio.AbstractEventLoop) -> None:
+        self.leases = leases
+        self.url = url
+        self.token = token
+        self.owner = owner
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="lk-lease-renewal", daemon=True)
+        self._future: Any = None
+        self._stop = asyncio.Event()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self) -> Any:
+        self._thread.start()
+        self._future = asyncio.run_coroutine_threadsafe(self._run(), self.loop)
+        return self._future
+
+    async def _run(self) -> None:
+        bus = await Bus.connect(self.url, self.token, name="lightning-kernel-leases", probe=False)
+        try:
+            await bus.lease_bucket(self.leases.ttl)
+            renewing = asyncio.ensure_future(self.leases._renew_forever(bus))
+            await self._stop.wait()
+            renewing.cancel()
+            with contextlib.suppress(BaseException):
+                await renewing
+        finally:
+            await bus.close()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self._stop.set)
+        if self._future is not None:
+            with contextlib.suppress(BaseException):
+                self._future.result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
 
 
 def run_key(run_id: str) -> str:

@@ -63,6 +63,11 @@ waits for the clock, or counts in private attributes). Events wake the loop at o
 keeps those flows going, and the iterations it causes write no events unless they change something."""
 
 
+class FlowInterrupted(BaseException):
+    """Raised inside ``root.run()`` by the kernel's signal handler (SIGTERM, Ctrl-C): the iteration is
+    dropped, and the kernel interrupts the run."""
+
+
 def resumable(call: dict[str, Any]) -> bool:
     stage = call["stage"]
     return stage in (WorkStageStatus.PENDING, WorkStageStatus.RUNNING) or (
@@ -112,6 +117,8 @@ class RunDriver:
         self.first_iteration_at: float | None = None
         self.failure: str = ""
         self._fault: KernelError | None = None
+        self.in_flow = False
+        """True while ``root.run()`` runs (a signal handler may then interrupt it)."""
         self.aborted: asyncio.Future[KernelError] = asyncio.get_event_loop().create_future()
         """Resolved with the fault when the kernel must stop driving this run at once."""
         for comp in app.components.values():
@@ -212,7 +219,7 @@ class RunDriver:
             await self._end(end)
 
     def _run_flow(self) -> tuple[RunEnded | None, list[Event]]:
-        """One iteration of the user's flow, on the flow thread: hydrate, ``root.run()``, diff."""
+        """One iteration of the user's flow: hydrate, ``root.run()``, diff."""
         self._hydrate()
         root = self.app.root
         end: RunEnded | None = None
@@ -223,13 +230,20 @@ class RunDriver:
             if self.first_iteration_at is None:
                 self.first_iteration_at = time.time()
             self.iterations += 1
-            if isinstance(root, LightningWork):
-                # A Work as the root: run it once; the app succeeds when it does.
-                if root.has_succeeded:
-                    raise AppStop("")
-                root.run()
-            else:
-                root.run()
+            self.in_flow = True
+            try:
+                if isinstance(root, LightningWork):
+                    # A Work as the root: run it once; the app succeeds when it does.
+                    if root.has_succeeded:
+                        raise AppStop("")
+                    root.run()
+                else:
+                    root.run()
+            finally:
+                self.in_flow = False
+        except FlowInterrupted:
+            self._outbox = []  # half an iteration: nothing of it is published
+            return None, []
         except Blocked:
             pass
         except AppStop as stop:

@@ -20,6 +20,7 @@ stops at once without persisting anything: its files would overwrite the newer a
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import queue
@@ -52,6 +53,7 @@ from ._status import WorkStageStatus
 from ._tee import LineTee
 from ._version import __version__
 from ._work import LightningWork, check_returned, user_run
+from .errors import EventError, KernelFault
 
 KERNEL_LOST = "kernel lost"
 """The reason recorded for a call stopped because the worker's kernel went away."""
@@ -149,7 +151,11 @@ class Worker:
                 record = self.commands.get()
                 if record is None:  # stopped while idle
                     return code
-                event = to_event(record)
+                try:
+                    event = to_event(record)
+                except EventError as exc:  # unreadable, or from a newer kernel: said, and skipped
+                    tell(f"lightning-kernel worker {spec.work}: skipped command at seq {record.seq}: {exc}")
+                    continue
                 if not isinstance(event, WorkRunRequested):
                     continue
                 if self._gone is not None:
@@ -161,10 +167,15 @@ class Worker:
                 assert work is not None
                 if not self._execute(work, event):
                     return code
+        except KernelFault as fault:  # NATS stopped taking this worker's events: say it, and go
+            tell(f"lightning-kernel worker {spec.work}: {fault}")
+            code = 3
+            return code
         finally:
             sys.stdout.flush()
             if not self._fenced:
-                self.io.barrier()
+                with contextlib.suppress(KernelFault):
+                    self.io.barrier()
             self.io.close()
 
     def _on_command(self, record: EventRecord) -> None:
