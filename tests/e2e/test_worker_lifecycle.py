@@ -433,3 +433,43 @@ def test_a_slow_start_holds_up_neither_the_flow_nor_other_works(plugin):
         )
 
     assert seq("work.status_changed", "root.quick", "succeeded") < seq("work.worker_started", "root.slow")
+
+
+def test_a_root_run_that_blocks_past_the_lease_keeps_its_run(lk):
+    """The flow runs on the kernel's event loop; its leases are renewed on a thread of their own, so
+    a flow that blocks for longer than the lease neither loses its run nor has its Works stopped."""
+    app = lk.app(
+        textwrap.dedent("""
+        import time
+        from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+        class W(LightningWork):
+            def __init__(self):
+                super().__init__(parallel=True)
+                self.n = 0
+            def run(self):
+                for i in range(60):
+                    self.n = i
+                    time.sleep(0.1)
+
+        class Root(LightningFlow):
+            def __init__(self):
+                super().__init__()
+                self.w = W()
+                self._slept = False
+            def run(self):
+                self.w.run()
+                if self.w.n > 5 and not self._slept:
+                    self._slept = True
+                    time.sleep(7)  # more than twice the 3 s lease
+                if self.w.has_succeeded:
+                    self.stop("done")
+
+        app = LightningApp(Root())
+    """)
+    )
+    lk.env["LK_LEASE_S"] = "3"
+    proc = lk("run", "app", app, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    calls = [e for e in lk.json_lines("history", "latest") if e["type"] == "work.status_changed"]
+    assert [e["body"]["stage"] for e in calls] == ["running", "succeeded"], "the Work ran once, to its end"
