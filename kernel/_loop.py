@@ -10,7 +10,8 @@ The user's flow code runs on the event loop, as in Lightning App's loop: handing
 a thread of its own was measured to add ~1 ms to the lag from a Work's change to the flow seeing it
 (p50 2.0-2.2 ms inline, 2.8-3.4 ms on a thread, ``bench/kernel_latency.py --only lag``, same runs).
 A ``root.run()`` that blocks holds up the recorder and the API meanwhile (JetStream keeps the events),
-not the run's lease, which is renewed on a thread and connection of its own (``_lease``).
+but not the run's lease, which is renewed on a thread and connection of its own (``_lease``), nor
+SIGTERM, whose handler interrupts the flow's code (``FlowInterrupted``; the iteration is dropped).
 """
 
 from __future__ import annotations
