@@ -36,7 +36,8 @@ from nats.js.api import (
 )
 
 from . import _json
-from ._events import EVENT_STREAM, LOG_STREAM, Event, encode, live_record
+from ._codec import encode, live_record
+from ._events import EVENT_STREAM, LOG_STREAM, Event
 from ._nats_import import enable_websockets
 from ._publish import Publisher
 from ._pull import BatchPuller

@@ -28,6 +28,7 @@ from typing import Any
 from . import _projection as projection
 from ._app import LightningApp
 from ._bus import Bus
+from ._codec import check_size
 from ._dispatch import USER_STOP, Blocked, decide
 from ._events import (
     PERSIST_ANSWERED,
@@ -44,7 +45,6 @@ from ._events import (
     WorkStateChanged,
     WorkStatusChanged,
     WorkStopRequested,
-    check_size,
 )
 from ._flow import AppFail, AppStop
 from ._records import EventRecord

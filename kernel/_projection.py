@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ._codec import to_event
 from ._events import (
     UNREADABLE,
     FlowStateChanged,
@@ -42,7 +43,6 @@ from ._events import (
     WorkRunRequested,
     WorkStateChanged,
     WorkStatusChanged,
-    to_event,
 )
 from ._records import EventRecord
 from ._status import WorkStageStatus

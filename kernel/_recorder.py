@@ -30,7 +30,8 @@ from typing import Any
 from . import _projection as projection
 from ._binding import Start, start_of
 from ._bus import Bus
-from ._events import EVENT_STREAM, LOG_STREAM, UNREADABLE, RunCreated, read_record
+from ._codec import read_record
+from ._events import EVENT_STREAM, LOG_STREAM, UNREADABLE, RunCreated
 from ._lease import Leases, recorder_key
 from ._pull import Raw, stream_seq
 from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot

@@ -18,7 +18,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ._bus import Bus
-from ._events import Event, encode
+from ._codec import encode
+from ._events import Event
 from ._process import quiet_signals
 from ._records import EventRecord
 

@@ -21,14 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._events import (
-    PERSIST_ANSWERED,
-    PathPersistRequested,
-    WorkRecord,
-    WorkStatusChanged,
-    new_event_id,
-    work_token,
-)
+from ._codec import new_event_id
+from ._events import PERSIST_ANSWERED, PathPersistRequested, WorkRecord, WorkStatusChanged, work_token
 from ._runtime_io import BusThread
 from ._status import FINISHED_STAGES
 

@@ -33,6 +33,7 @@ from typing import Any
 from lightning_kernel.executors._spec import WorkerSpec
 
 from . import _storage_link as storage_link
+from ._codec import check_size, to_event
 from ._events import (
     PathPersistRequested,
     WorkerExited,
@@ -42,8 +43,6 @@ from ._events import (
     WorkStateChanged,
     WorkStatusChanged,
     WorkStopRequested,
-    check_size,
-    to_event,
     work_token,
 )
 from ._process import exit_later, interrupt_main, quiet, tell

@@ -38,7 +38,9 @@ def test_executor_plugin_surface():
 
 def test_the_executor_surface_imports_nothing_heavy():
     code = "import sys, lightning_kernel.executors; print(' '.join(m for m in ('nats', 'sqlalchemy', 'cloudpickle', 'lightning_kernel._worker') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""
 
 

@@ -87,7 +87,9 @@ def test_handover_on_the_local_store(lk):
 
 @pytest.mark.parametrize("endpoint_from", ["flag", "env"])
 def test_handover_on_s3(lk, s3_server, s3_bucket, endpoint_from):
-    lk.env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    lk.env.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
     lk.env.pop("LK_S3_ENDPOINT_URL", None)
     lk.env.pop("AWS_ENDPOINT_URL", None)
     options = ["--artifacts", f"s3://{s3_bucket}/apps"]
@@ -255,6 +257,8 @@ def test_drive_get_with_a_timeout_wakes_on_the_put(lk):
     done = next(
         e
         for e in history
-        if e["type"] == "work.status_changed" and e["body"]["work"] == "root.waiter" and e["body"]["stage"] == "succeeded"
+        if e["type"] == "work.status_changed"
+        and e["body"]["work"] == "root.waiter"
+        and e["body"]["stage"] == "succeeded"
     )
     assert put["seq"] < done["seq"]

@@ -6,7 +6,8 @@ import json
 
 import pytest
 from lightning_kernel import _json
-from lightning_kernel._events import WorkStateChanged, decode_record, encode
+from lightning_kernel._codec import decode_record, encode
+from lightning_kernel._events import WorkStateChanged
 from lightning_kernel.errors import EventError
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from lightning_kernel._events import UNREADABLE, WorkStatusChanged, encode, live_record, read_record
+from lightning_kernel._codec import encode, live_record, read_record
+from lightning_kernel._events import UNREADABLE, WorkStatusChanged
 from lightning_kernel._projection import apply
 
 

@@ -11,7 +11,9 @@ pytest.importorskip("aiohttp")
 
 
 def _run(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
 
 
 def test_the_kernel_imports_nats_without_aiohttp_and_others_still_can() -> None:

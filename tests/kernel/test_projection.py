@@ -7,6 +7,7 @@ import json
 
 import pytest
 from lightning_kernel import _projection as projection
+from lightning_kernel._codec import decode_record, encode, to_event
 from lightning_kernel._events import (
     Event,
     FlowStateChanged,
@@ -15,9 +16,6 @@ from lightning_kernel._events import (
     WorkRunRequested,
     WorkStateChanged,
     WorkStatusChanged,
-    decode_record,
-    encode,
-    to_event,
 )
 from lightning_kernel._records import EventRecord
 from lightning_kernel.errors import EventError

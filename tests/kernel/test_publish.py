@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import pytest
 from lightning_kernel._bus import Bus
-from lightning_kernel._events import WorkStateChanged, encode
+from lightning_kernel._codec import encode
+from lightning_kernel._events import WorkStateChanged
 from lightning_kernel._natsserver import EmbeddedNats
 from lightning_kernel._publish import PublishRefused
 from lightning_kernel._runtime_io import BusThread

@@ -114,9 +114,13 @@ def test_log_lines_are_recorded_beside_events(server: EmbeddedNats, tmp_path: Pa
         recorder = Recorder(bus, store)
         await recorder.start()
         run = f"r{secrets.token_hex(3)}"
-        seq = await bus.publish(run, RunCreated(name="t", app_file="t.py", app="-", components=COMPONENTS), "t")
+        seq = await bus.publish(
+            run, RunCreated(name="t", app_file="t.py", app="-", components=COMPONENTS), "t"
+        )
         for i in range(5):
-            await bus.publish_log(run, "root.w", json.dumps({"t": 1.0 + i, "s": "stdout", "l": f"line {i}"}).encode())
+            await bus.publish_log(
+                run, "root.w", json.dumps({"t": 1.0 + i, "s": "stdout", "l": f"line {i}"}).encode()
+            )
         assert await recorder.wait_recorded(seq, timeout=30)
         for _ in range(100):
             lines = store.logs(run)
