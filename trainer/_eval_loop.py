@@ -91,6 +91,7 @@ class EvaluationLoop:
         self.max_batches: list[int | float] = []
         self.batches_ready = 0
         self.batch_progress = BatchProgress()
+        self._in_batches = False  # between the first batch and the last: a checkpoint now is mid-validation
         self._seen: dict[int, int] = {}
 
     @property
@@ -151,22 +152,11 @@ class EvaluationLoop:
         outputs: list[list[Any]] = []
         logged: list[dict[str, Tensor]] = []
         collect = trainer._collect_epoch_outputs
-        for dl_idx, loader in enumerate(self.loaders):
-            limit = self.max_batches[dl_idx]
-            dl_outputs: list[Any] = []
-            if limit == 0:
-                logged.append({})
-                outputs.append(dl_outputs)
-                continue
-            dl_arg = dl_idx if multiple else None
-            for batch_idx, batch, is_last in iterate(loader, limit):
-                self.batch_progress.is_last_batch = is_last
-                output = self._step(step_name, step_fn, pass_idx, batch, batch_idx, dl_arg)
-                if collect and output is not None:
-                    dl_outputs.append(output)
-            outputs.append(dl_outputs)
-            connector.epoch_end_reached()
-            logged.append(connector.update_eval_epoch_metrics(dl_arg))
+        self._in_batches = True
+        try:
+            self._batches(connector, step_name, step_fn, pass_idx, multiple, collect, outputs, logged)
+        finally:
+            self._in_batches = False
         connector.epoch_end_reached()
         self.results.dataloader_idx = None
         legacy = "test_epoch_end" if prefix == "test" else "validation_epoch_end"
@@ -191,6 +181,35 @@ class EvaluationLoop:
             _print_results(logged, "Test" if prefix == "test" else "Validate")
         trainer._last_val_time = time.monotonic()  # a time-based val_check_interval counts from here
         return logged
+
+    def _batches(
+        self,
+        connector: Any,
+        step_name: str,
+        step_fn: Any,
+        pass_idx: bool,
+        multiple: bool,
+        collect: bool,
+        outputs: list[list[Any]],
+        logged: list[dict[str, Tensor]],
+    ) -> None:
+        """Every batch of every dataloader; each loader's outputs and epoch metrics appended."""
+        for dl_idx, loader in enumerate(self.loaders):
+            limit = self.max_batches[dl_idx]
+            dl_outputs: list[Any] = []
+            if limit == 0:
+                logged.append({})
+                outputs.append(dl_outputs)
+                continue
+            dl_arg = dl_idx if multiple else None
+            for batch_idx, batch, is_last in iterate(loader, limit):
+                self.batch_progress.is_last_batch = is_last
+                output = self._step(step_name, step_fn, pass_idx, batch, batch_idx, dl_arg)
+                if collect and output is not None:
+                    dl_outputs.append(output)
+            outputs.append(dl_outputs)
+            connector.epoch_end_reached()
+            logged.append(connector.update_eval_epoch_metrics(dl_arg))
 
     def _step(
         self, step_name: str, step_fn: Any, pass_idx: bool, batch: Any, batch_idx: int, dl_idx: int | None

@@ -343,16 +343,16 @@ class FitLoop(FitLoopState):
             self.update_lr_schedulers("step", plateau=True)
 
     def _val_pending(self) -> bool:
+        if not self._batch_tail or self.val_loop is None:
+            return False
         trainer = self.trainer
+        if trainer.validating:
+            # saved while this batch's validation runs its batches (a stop, an exception): the resumed run
+            # runs all of that validation again, since its batches so far are part of no saved state
+            return self.val_loop._in_batches and not trainer.sanity_checking
         if trainer._val_check_time_interval is not None:
             return False  # a clock's decision: a resumed run's clock starts afresh anyway
-        return bool(
-            self._batch_tail
-            and not trainer.validating
-            and self._val_this_epoch
-            and self.val_loop is not None
-            and self._should_check_val()
-        )
+        return bool(self._val_this_epoch and self._should_check_val())
 
     def _should_check_val(self) -> bool:
         trainer = self.trainer

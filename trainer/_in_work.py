@@ -13,12 +13,19 @@ the user:
   ``lit://checkpoints`` folder (and keep ``last.ckpt``, so there is always something to resume from);
   the folder is persisted to the artifact store after each hook that wrote a checkpoint, and
   ``trainer_state["checkpoint_dir"]`` names it, so the worker restores it when the Work is launched again.
+  A ``ModelCheckpoint`` with its own local ``dirpath`` is persisted the same way: inside the Work's
+  folder (a relative ``dirpath``) it is that folder's Path; elsewhere on the machine its files are
+  mirrored (hard links) into ``lit://checkpoint_dirs/<key>`` and copied back on resume.
+  ``trainer_state["checkpoint_dirs"]`` names these Paths. A remote ``dirpath`` (``s3://``) is durable
+  already and is only resumed from.
 - **resume**: a ``fit()`` without ``ckpt_path`` in a Work whose last call did not finish resumes from
-  the newest last checkpoint of that folder: ``ckpt_path="last"`` semantics, so global step, optimizer
-  state and the loss curve carry on.
+  the last full checkpoint that call wrote (``trainer_state["resume_checkpoint"]``; the newest
+  ``last*.ckpt`` of those folders if it is gone): ``ckpt_path="last"`` semantics, so global step,
+  optimizer state and the loss curve carry on.
 - **interruption**: while ``fit`` runs, SIGTERM and SIGINT (the worker's stop, a lost kernel) are held
-  until the current training batch ends; then ``last.ckpt`` is written and persisted, and the worker's
-  own handler runs (it stops the call). A resumed call therefore starts at the very next batch.
+  until the current training or validation batch ends; then ``last.ckpt`` is written and persisted, and
+  the worker's own handler runs (it stops the call). A resumed call therefore starts at the very next
+  training batch; a stop during validation resumes with that whole validation.
 
 Approaches weighed: a hook in the worker that hands the Work to the Trainer (a kernel change, and a
 second API); reading the Work off the call stack won, since ``run()`` is always on it. The attribute is
@@ -46,6 +53,9 @@ ATTRIBUTE = "trainer_state"
 
 CHECKPOINT_DIR = "lit://checkpoints"
 """The Work's folder for checkpoints (a Path, persisted as checkpoints are written)."""
+
+MIRROR_DIR = "lit://checkpoint_dirs"
+"""Where the checkpoint folders outside the Work's folder are mirrored, one sub-folder each."""
 
 PUBLISH_INTERVAL_S = 0.25
 """At most this many events per second while training: 4."""
@@ -107,17 +117,27 @@ class WorkLink:
         self.ctx = ctx
         self.folder = Path(CHECKPOINT_DIR, origin=ctx.work_name)
         self.local_folder = self.folder.local("the Trainer's checkpoint folder")
+        self.work_root = os.path.realpath(ctx.work_root)
         self.callback = _WorkCallback(self)
+        self.folders: dict[str, Any] = {}
+        """Other persisted checkpoint folders: local folder -> its Path (in the Work's folder, or a mirror)."""
+        self.mirrors: dict[str, str] = {}
+        """Checkpoint folders outside the Work's folder -> the local folder of their mirror."""
+        self.remote: list[str] = []
+        """Checkpoint folders that are URLs (durable already): searched on resume, never persisted."""
+        self._latest: str | None = None
+        """The last full checkpoint this Trainer saved (what a resume starts from)."""
         self._dirty = False
         self._wrote = False
-        """Whether this Trainer wrote into the folder (else it holds only files the Work was given)."""
+        """Whether this Trainer wrote into the folders (else they hold only files the Work was given)."""
         self._last_publish = 0.0
         self._pending = False
         self._held: list[int] = []
         self._previous: dict[int, Any] = {}
         self._fn: TrainerFn | None = None
         previous = getattr(work, ATTRIBUTE, None)
-        self._resumable = isinstance(previous, dict) and previous.get("status") in ("running", "interrupted")
+        self._previous_state: dict[str, Any] = previous if isinstance(previous, dict) else {}
+        self._resumable = self._previous_state.get("status") in ("running", "interrupted")
 
     # -- around one Trainer call ----------------------------------------------------------------------
     def before_run(self, fn: TrainerFn, ckpt_path: str | None) -> str | None:
@@ -131,16 +151,23 @@ class WorkLink:
             callbacks.remove(self.callback)
         callbacks.append(self.callback)
         for callback in callbacks:
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+            if not isinstance(callback, ModelCheckpoint):
+                continue
+            if callback.dirpath is None:
                 callback._set_dirpath(self.local_folder)
                 if callback.save_last is None:
                     callback.save_last = True  # always something to resume from
+            else:
+                self._track(str(callback.dirpath))
         if fn == TrainerFn.FITTING:
             self._hold_signals()
             if ckpt_path is None and self._resumable:
+                for source, mirror in self.mirrors.items():
+                    _copy_missing(mirror, source)  # the mirror came back with the Work's Paths
                 ckpt_path = self._resume_from()
                 if ckpt_path is not None:
                     log.info(f"Resuming {self.ctx.work_name}'s training from {ckpt_path}")
+                    self._latest = ckpt_path  # until this call saves one, a stop resumes from it again
             self._resumable = False
         else:
             self.publish("running", force=True)  # fit says so at on_train_start, once a resume is restored
@@ -160,31 +187,79 @@ class WorkLink:
             self._held = []
             _deliver(signum, previous.get(signum))
 
+    def _track(self, dirpath: str) -> None:
+        """Persist (and resume from) a ModelCheckpoint's own folder."""
+        import hashlib
+
+        from lightning_kernel.storage import Path
+
+        from ._fs import is_local
+
+        if not is_local(dirpath):
+            if dirpath not in self.remote:
+                self.remote.append(dirpath)
+            return
+        folder = os.path.realpath(dirpath.removeprefix("file://"))
+        if _inside(folder, self.local_folder) or folder in self.folders:
+            return
+        if _inside(folder, self.work_root):
+            relative = os.path.relpath(folder, self.work_root).replace(os.sep, "/")
+            self.folders[folder] = Path(f"lit://{relative}", origin=self.ctx.work_name)
+            return
+        key = hashlib.sha256(folder.encode()).hexdigest()[:16]
+        mirror = Path(f"{MIRROR_DIR}/{key}", origin=self.ctx.work_name)
+        self.folders[folder] = mirror
+        self.mirrors[folder] = mirror.local("a mirror of a checkpoint folder")
+
     def _resume_from(self) -> str | None:
-        if not os.path.isdir(self.local_folder):
-            return None
+        recorded = self._previous_state.get("resume_checkpoint")
+        if recorded is not None:
+            path = self._local_of(recorded)
+            if path is not None and _exists(path):
+                return path
         files = [
-            os.path.join(self.local_folder, f) for f in os.listdir(self.local_folder) if f.endswith(".ckpt")
+            f for folder in [self.local_folder, *self.folders, *self.remote] for f in _checkpoints_in(folder)
         ]
         last = [f for f in files if os.path.basename(f).startswith("last")]
         chosen = last or files
-        return max(chosen, key=os.path.getmtime) if chosen else None
+        from ._fs import modified
+
+        return max(chosen, key=modified) if chosen else None
+
+    def _local_of(self, recorded: Any) -> str | None:
+        """Where a ``resume_checkpoint`` of the Work's state is now: a Path in this Work, a path, a URL."""
+        from lightning_kernel.storage import Path
+        from lightning_kernel.storage._path import is_path_dict
+
+        if is_path_dict(recorded):
+            return str(Path.from_dict(recorded).local("the checkpoint to resume from"))
+        return recorded if isinstance(recorded, str) else None
 
     # -- checkpoints ------------------------------------------------------------------------------------
-    def saved(self, filepath: str) -> None:
-        """``Trainer.save_checkpoint`` wrote ``filepath``: the folder is persisted after this hook."""
-        if os.path.abspath(str(filepath)).startswith(self.local_folder + os.sep):
+    def saved(self, filepath: str, weights_only: bool = False) -> None:
+        """``Trainer.save_checkpoint`` wrote ``filepath``: its folder is persisted after this hook."""
+        from ._fs import is_local
+
+        if not weights_only:
+            self._latest = str(filepath)
+        if not is_local(str(filepath)):
+            return
+        full = os.path.realpath(str(filepath).removeprefix("file://"))
+        if _inside(full, self.local_folder) or any(_inside(full, folder) for folder in self.folders):
             self._dirty = self._wrote = True
 
     def persist(self, force: bool = False) -> None:
-        if not (self._dirty or (force and self._wrote)) or not os.path.isdir(self.local_folder):
+        if not (self._dirty or (force and self._wrote)):
             return
         from lightning_kernel.storage._context import using
         from lightning_kernel.storage._persist import persist_paths
 
         self._dirty = False
+        for source, mirror in self.mirrors.items():
+            _mirror(source, mirror)
+        paths = [self.folder, *self.folders.values()]
         with using(self.ctx):
-            persist_paths([self.folder])
+            persist_paths([p for p in paths if os.path.isdir(p.local("a checkpoint folder"))])
 
     # -- state ------------------------------------------------------------------------------------------
     def publish(self, status: str = "running", force: bool = False) -> None:
@@ -215,6 +290,13 @@ class WorkLink:
             if best_score is not None and math.isfinite(float(best_score)):
                 score = float(best_score)
         folder = Path(CHECKPOINT_DIR, origin=self.ctx.work_name)
+        latest = self._latest
+        resume: Any = None
+        if latest is not None:
+            as_path = self._as_path(latest)
+            # a mirrored file resumes from its own folder (the mirror is copied back first)
+            inside_mirror = as_path is not None and as_path.lit.startswith(MIRROR_DIR + "/")
+            resume = as_path.to_dict() if as_path is not None and not inside_mirror else latest
         return {
             "status": status,
             "stage": self._fn.value if self._fn is not None else None,
@@ -222,21 +304,27 @@ class WorkLink:
             "global_step": int(trainer.global_step),
             "metrics": metrics,
             "checkpoint_dir": folder.to_dict(),
+            "checkpoint_dirs": [p.to_dict() for p in self.folders.values()],
             "best_checkpoint": best.to_dict() if best is not None else None,
             "best_model_score": score,
             "last_checkpoint": last.to_dict() if last is not None else None,
+            "resume_checkpoint": resume,
         }
 
     def _as_path(self, filepath: str) -> Any:
+        """The Work's Path of a checkpoint file in one of the persisted folders, or None."""
         from lightning_kernel.storage import Path
 
-        if not filepath:
+        from ._fs import is_local
+
+        if not filepath or not is_local(filepath):
             return None
-        full = os.path.abspath(filepath)
-        if not full.startswith(self.local_folder + os.sep):
-            return None  # a checkpoint outside the Work's folder is not one of its Paths
-        relative = os.path.relpath(full, self.local_folder).replace(os.sep, "/")
-        return Path(f"{CHECKPOINT_DIR}/{relative}", origin=self.ctx.work_name)
+        full = os.path.realpath(filepath.removeprefix("file://"))
+        for local, path in [(self.local_folder, Path(CHECKPOINT_DIR)), *self.folders.items()]:
+            if _inside(full, local):
+                relative = os.path.relpath(full, local).replace(os.sep, "/")
+                return Path(f"{path.lit}/{relative}", origin=self.ctx.work_name)
+        return None  # elsewhere on the machine, or a remote file: not one of the Work's Paths
 
     # -- signals ----------------------------------------------------------------------------------------
     def _hold_signals(self) -> None:
@@ -268,6 +356,58 @@ class WorkLink:
         handler = self._previous.get(signum)
         self.after_run("interrupted")
         _deliver(signum, handler)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _exists(path: str) -> bool:
+    from ._fs import exists
+
+    return exists(path)
+
+
+def _checkpoints_in(folder: str) -> list[str]:
+    from ._fs import list_files
+
+    return [f for f in list_files(folder) if f.endswith(".ckpt")]
+
+
+def _mirror(source: str, mirror: str) -> None:
+    """Make ``mirror`` hold ``source``'s files: hard links (a copy across devices), stale ones removed."""
+    import shutil
+
+    if not os.path.isdir(source):
+        return
+    os.makedirs(mirror, exist_ok=True)
+    wanted = {name for name in os.listdir(source) if os.path.isfile(os.path.join(source, name))}
+    for name in os.listdir(mirror):
+        if name not in wanted:
+            os.remove(os.path.join(mirror, name))
+    for name in wanted:
+        src, dst = os.path.join(source, name), os.path.join(mirror, name)
+        if os.path.exists(dst) and os.path.samefile(src, dst):
+            continue
+        tmp = f"{dst}.tmp-{os.getpid()}"
+        try:
+            os.link(os.path.realpath(src), tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def _copy_missing(mirror: str, source: str) -> None:
+    """Bring a restored mirror's files back into the folder it mirrors, where they are missing."""
+    import shutil
+
+    if not os.path.isdir(mirror):
+        return
+    os.makedirs(source, exist_ok=True)
+    for name in os.listdir(mirror):
+        target = os.path.join(source, name)
+        if not os.path.exists(target):
+            shutil.copyfile(os.path.join(mirror, name), target)
 
 
 def _deliver(signum: int, handler: Any) -> None:

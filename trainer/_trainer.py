@@ -254,7 +254,7 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
             if self.is_global_zero:
                 atomic_save(checkpoint, str(filepath), storage_options)
                 if self._work_link is not None:
-                    self._work_link.saved(str(filepath))
+                    self._work_link.saved(str(filepath), weights_only)
             self.strategy.barrier("Trainer.save_checkpoint")
 
     # -- state -----------------------------------------------------------------------------------

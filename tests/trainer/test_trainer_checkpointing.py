@@ -305,3 +305,28 @@ def test_s3_checkpoint_round_trip(tmp_path: Path, s3_server: Any, s3_bucket: str
     _assert_same(_weights(straight), _weights(second))
     loaded = Noisy.load_from_checkpoint(f"{root}/manual.ckpt")
     _assert_same(_weights(first), _weights(loaded))
+
+
+def test_a_checkpoint_written_mid_validation_resumes_with_that_whole_validation(tmp_path: Path) -> None:
+    class SaveMidValidation(pl.Callback):
+        def __init__(self) -> None:
+            self.batches: list[tuple[int, int]] = []
+
+        def on_validation_batch_end(
+            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, i: int
+        ) -> None:
+            if not trainer.sanity_checking:
+                self.batches.append((trainer.global_step, i))
+                if trainer.global_step == 4 and i == 1:
+                    trainer.save_checkpoint(tmp_path / "mid.ckpt")
+
+    saver = SaveMidValidation()
+    quiet_trainer(tmp_path, max_epochs=1, callbacks=[saver]).fit(BoringModel(batches=4))
+    assert (4, 3) in saver.batches  # the run itself went on to the end of that validation
+
+    resumed = SaveMidValidation()
+    trainer = quiet_trainer(tmp_path, max_epochs=2, num_sanity_val_steps=0, callbacks=[resumed])
+    trainer.fit(BoringModel(batches=4), ckpt_path=tmp_path / "mid.ckpt")
+    # all of step 4's validation again before epoch 1's batches, then epoch 1's own
+    assert resumed.batches == [(4, 0), (4, 1), (4, 2), (4, 3), (8, 0), (8, 1), (8, 2), (8, 3)]
+    assert trainer.global_step == 8
