@@ -18,7 +18,6 @@ Works read their commands from the stream); their history stays readable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -87,18 +86,18 @@ async def adopt(bus: Bus, store: EventStore) -> list[Adoption]:
 
 def adopt_stream(config: Config) -> None:
     """The command: with the embedded NATS of the data dir (no kernel may run there) or ``--nats``."""
-    from ._kernel import Kernel
+    from ._datadir import DataDir
     from ._natsserver import EmbeddedNats
     from ._sql import open_store  # type: ignore[import-not-found,unused-ignore]
 
     async def main() -> None:
         store = open_store(config.db_url, create=False)
         server = None
-        lock = Kernel(config)
+        lock = DataDir(config.data_dir, config.db)
         try:
             token: str | None
             if config.nats is None:
-                lock._lock_data_dir()
+                lock.lock()
                 server = await asyncio.to_thread(EmbeddedNats.start, os.path.join(config.data_dir, "nats"))
                 url, token = server.url, server.token
             elif config.nats.startswith(("nats://", "tls://", "ws://", "wss://")) or "://" not in config.nats:
@@ -118,9 +117,7 @@ def adopt_stream(config: Config) -> None:
         finally:
             if server is not None:
                 await asyncio.to_thread(server.stop)
-            if lock._lock_fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(lock._lock_fd)
+            lock.unlock()
             store.close()
 
     asyncio.run(main())

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import secrets
@@ -33,6 +31,7 @@ from ._app import LightningApp
 from ._bus import Bus, StreamState
 from ._code import WARN_BYTES, Code, describe_size, import_app, pack, unpack
 from ._config import Config
+from ._datadir import DataDir, shown_url
 from ._events import EVENT_STREAM, RunCreated, RunResumed, RunStopRequested, WorkStatusChanged
 from ._lease import Holder, Leases, holder_of, new_kernel_id, run_key
 from ._loop import RunDriver, resumable
@@ -41,11 +40,10 @@ from ._plugins import Executors, load_executors
 from ._recorder import Recorder
 from ._status import WorkStageStatus
 from ._store import EventStore, load_state
-from .errors import ArtifactError, ConfigError, KernelError, KernelFault, LeaseHeld
+from .errors import ArtifactError, KernelError, KernelFault, LeaseHeld
 
 log = logging.getLogger(__name__)
 
-PENDING_FILE = "kernel.db.pending"
 """The id of the data dir's database, and where it starts in the streams, until it is bound to them."""
 
 NATS_LOST_AFTER_S = float(os.environ.get("LK_NATS_LOST_AFTER_S", "1.5"))
@@ -54,16 +52,6 @@ NATS_LOST_AFTER_S = float(os.environ.get("LK_NATS_LOST_AFTER_S", "1.5"))
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def secure_data_dir(path: str) -> None:
-    """The data dir holds the token, the database and the pickled apps: 0700, and what the kernel
-    writes in it from now on 0600 (the process's umask)."""
-    os.umask(0o077)
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    with contextlib.suppress(OSError):
-        if os.stat(path).st_uid == os.getuid():
-            os.chmod(path, 0o700)
 
 
 class Kernel:
@@ -79,7 +67,7 @@ class Kernel:
         self.artifacts: Any = None
         self.runs: dict[str, RunDriver] = {}
         self.streams: dict[str, StreamState] = {}
-        self._lock_fd: int | None = None
+        self.data = DataDir(config.data_dir, config.db)
         self.nats_url = ""
         self.nats_token: str | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -105,16 +93,16 @@ class Kernel:
         a fresh data dir nothing needs it before the recorder does, and importing SQLAlchemy and
         making the schema (0.2-0.5 s here, in a thread that competes for the GIL) would otherwise sit
         on the way to the flow's first iteration. The database is still checked against the streams
-        first, cheaply, for the SQLite of the data dir (``_quick_check``)."""
+        first, cheaply, for the SQLite of the data dir (``DataDir.quick_check``)."""
         cfg = self.config
         self._loop = asyncio.get_running_loop()
         self.fault = self._loop.create_future()
         self._store_gate = asyncio.Event()
         if not defer_store:
             self._store_gate.set()
-        secure_data_dir(cfg.data_dir)
+        self.data.secure()
         if cfg.nats is None:
-            self._lock_data_dir()
+            self.data.lock()
             nats_task = asyncio.create_task(
                 asyncio.to_thread(EmbeddedNats.start, os.path.join(cfg.data_dir, "nats"))
             )
@@ -128,7 +116,7 @@ class Kernel:
             if cfg.nats is None:
                 self.nats = await nats_task
                 self.nats_url, self.nats_token = self.nats.url, self.nats.token
-                self._write_kernel_file()
+                self.data.write_kernel_file(self.nats_url, self.nats_token, self.id)
                 self._watch_embedded_nats(self.nats)
             else:
                 self.nats_url, self.nats_token = cfg.nats, cfg.nats_token
@@ -170,90 +158,15 @@ class Kernel:
         await self._store_gate.wait()
         return await asyncio.to_thread(_open_store, self.config.db_url)
 
-    def _quick_check(self) -> str | None:
-        """For the SQLite database of the data dir: check it against the streams with the standard
-        library alone (no SQLAlchemy yet), raising ``StreamMismatch`` as the recorder would; returns
-        the database's id (a new one for a database that does not exist yet). None: no quick check
-        for this database, open it first."""
-        import sqlite3
-
-        from ._binding import start_of
-        from ._recorder import new_database_id
-
-        if self.config.db is not None:
-            return None
-        path = os.path.join(self.config.data_dir, "kernel.db")
-        pending = self._read_pending()
-        if not os.path.exists(path):
-            # Fresh: it records these streams from where they are now (or from where the kernel that
-            # named it first, and died before it made it, said).
-            return self._write_pending(pending)
-        try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        except sqlite3.Error:
-            return None
-        try:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            events = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-            logs = conn.execute("SELECT max(seq) FROM logs").fetchone()[0] or 0
-        except sqlite3.Error:
-            return None  # an older schema, or none yet: the store's own open migrates and checks
-        finally:
-            conn.close()
-        where = f"database {_shown(self.config.db_url)} (NATS {self.nats_url})"
-        for name, recorded in (("LK", events), ("LKLOG", logs)):
-            state = self.streams[name]
-            start_of(state, meta, int(recorded), state.last_seq, where)
-        if "stream_id" in meta:
-            return meta.get("db_id") or new_database_id()
-        return self._write_pending(pending, meta.get("db_id"))  # made, not bound to the streams yet
-
-    # A run may name the data dir's database before the database is made or bound to the streams (the
-    # fast start above): its id, and where it starts in the streams, are written to PENDING_FILE first,
-    # so that a kernel killed before its recorder bound the database leaves them to the next kernel,
-    # which would otherwise make another id and start after the run's first events (`resume latest`
-    # after a kill -9: "no run 'latest'"). The file goes once the database is bound.
-
-    def _pending_path(self) -> str:
-        return os.path.join(self.config.data_dir, PENDING_FILE)
-
-    def _read_pending(self) -> dict[str, Any] | None:
-        """The pending binding of the data dir's database, if it is for these streams."""
-        if self.config.db is not None:
-            return None
-        try:
-            with open(self._pending_path()) as f:
-                pending: dict[str, Any] = json.load(f)
-            ids = {name: s["id"] for name, s in pending["streams"].items()}
-            str(pending["db_id"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None
-        if ids != {name: s.id for name, s in self.streams.items()}:
-            return None  # other streams (the JetStream store was removed): it says nothing of these
-        return pending
-
-    def _write_pending(self, pending: dict[str, Any] | None, db_id: str | None = None) -> str:
-        from ._recorder import new_database_id
-
-        if pending is None:
-            streams = {name: {"id": s.id, "since": s.last_seq} for name, s in self.streams.items()}
-            pending = {"db_id": db_id or new_database_id(), "streams": streams}
-        elif db_id is not None:
-            pending["db_id"] = db_id
-        path = self._pending_path()
-        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(pending, f)
-        os.replace(path + ".tmp", path)
-        return str(pending["db_id"])
+    def _where(self) -> str:
+        return f"database {shown_url(self.config.db_url)} (NATS {self.nats_url})"
 
     async def _open_recorder(self, store_task: Any) -> None:
         assert self.bus is not None
         self.store = await store_task
-        if self.config.db is None:
-            _private_files(self.config.data_dir, "kernel.db")
+        self.data.private_database()
         since = {name: s.last_seq for name, s in self.streams.items()}
-        pending = self._read_pending()
+        pending = self.data.read_pending(self.streams)
         if pending is not None:
             since = {name: int(s["since"]) for name, s in pending["streams"].items()}
         self.recorder = Recorder(
@@ -262,13 +175,12 @@ class Kernel:
             leases=self.leases,
             since=since,
             on_fatal=self.raise_fault,
-            where=f"database {_shown(self.config.db_url)} (NATS {self.nats_url})",
+            where=self._where(),
             db_id=self._db_id or (pending["db_id"] if pending else None),
         )
         await self.recorder.start()
         if pending is not None and not self.recorder.standby:
-            with contextlib.suppress(OSError):
-                os.unlink(self._pending_path())  # bound to the streams now
+            self.data.bound()
 
     async def recorded_all(self, timeout: float = 60.0) -> str | None:
         """Wait until every event and log line in the streams is in the database: None once they
@@ -310,7 +222,7 @@ class Kernel:
     async def _database_checked(self) -> str:
         """The id of the database to name in a new run, once it is known to fit the streams."""
         if self._db_id is None and not self._store_gate.is_set():
-            self._db_id = self._quick_check()
+            self._db_id = self.data.quick_check(self.streams, self._where())
         if self._db_id is None or self._store_gate.is_set():
             await self.store_ready()
             assert self.recorder is not None
@@ -388,28 +300,6 @@ class Kernel:
                 self.raise_fault(KernelFault(f"lost NATS at {bus.shown_url}: {reason}"), nats_gone=True)
                 return
 
-    def _lock_data_dir(self) -> None:
-        path = os.path.join(self.config.data_dir, "kernel.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ConfigError(
-                f"another kernel is using the data dir {self.config.data_dir}; wait for it, pass another "
-                "--data-dir, or run `lightning-kernel serve` there and submit with --server"
-            ) from None
-        self._lock_fd = fd
-
-    def _write_kernel_file(self) -> None:
-        # How `lightning-kernel stop` in another shell reaches this kernel's NATS; 0600: it holds the token.
-        path = os.path.join(self.config.data_dir, "kernel.json")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(
-                {"pid": os.getpid(), "nats": self.nats_url, "token": self.nats_token, "kernel": self.id}, f
-            )
-
     async def close(self) -> None:
         self._closing = True
         if self._store_ready is not None and not self._store_gate.is_set():
@@ -448,13 +338,10 @@ class Kernel:
             await self.bus.close()
         if self.nats is not None:
             await asyncio.to_thread(self.nats.stop)
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.config.data_dir, "kernel.json"))
+            self.data.remove_kernel_file()
         if self.store is not None:
             self.store.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self.data.unlock()
 
     # -- runs ---------------------------------------------------------------------------------------
 
@@ -628,20 +515,6 @@ class Kernel:
             await self.leases.release(run_key(run_id))
 
 
-def _private_files(folder: str, prefix: str) -> None:
-    for name in os.listdir(folder):
-        if name.startswith(prefix):
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(folder, name), 0o600)
-
-
-def _shown(url: str) -> str:
-    """``url`` with its password hidden (without importing SQLAlchemy, which costs 0.2-0.3 s)."""
-    import re
-
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
-
-
 def _open_store(url: str) -> EventStore:
     from ._sql import open_store  # type: ignore[import-not-found,unused-ignore]
 
@@ -649,4 +522,4 @@ def _open_store(url: str) -> EventStore:
     return store
 
 
-__all__ = ["Kernel", "LeaseHeld", "new_run_id", "secure_data_dir"]
+__all__ = ["Kernel", "LeaseHeld", "new_run_id"]
