@@ -39,6 +39,8 @@ from . import _json
 from ._codec import encode, live_record
 from ._events import EVENT_STREAM, LOG_STREAM, Event
 from ._nats_import import enable_websockets
+from ._nats_link import ConnectionState, mask
+from ._nats_link import probe as probe_url
 from ._publish import Publisher
 from ._pull import BatchPuller
 from ._rawclient import RawClient
@@ -57,88 +59,6 @@ ACK_TIMEOUT_S = float(os.environ.get("LK_ACK_TIMEOUT_S", "5"))
 it: a JetStream that cannot store a message (its disk full, the stream failed) never answers, and a
 publish that waits for ever would hang whoever waits on it (measured from the send, or from the last
 reconnect: the unacknowledged are sent again then)."""
-
-
-def _mask(url: str) -> str:
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
-
-
-async def _probe(url: str) -> None:
-    """Fail within seconds, naming the URL, when nothing listens there or what listens does not speak
-    NATS (nats-py would retry for ever, or wait on an HTTP server's silence)."""
-    from urllib.parse import urlsplit
-
-    last: BaseException | str = ""
-    for one in url.split(","):
-        parts = urlsplit(one.strip() if "://" in one else f"nats://{one.strip()}")
-        if parts.scheme in ("ws", "wss"):
-            return  # a websocket endpoint answers HTTP first; nats-py speaks to it
-        if parts.scheme not in ("nats", "tls", ""):
-            raise ServiceUnreachable(
-                "NATS",
-                _mask(url),
-                f"{parts.scheme}:// is not a NATS URL; use nats://host:4222 (or tls://, ws://)",
-            )
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname, parts.port or 4222), 3
-            )
-        except ConnectionRefusedError:
-            last = "connection refused (nothing listens on that port)"
-            continue
-        except asyncio.TimeoutError:
-            last = "no answer to a TCP connect in 3 s"
-            continue
-        except OSError as exc:
-            last = exc
-            continue
-        try:
-            first = await asyncio.wait_for(reader.readline(), 3)
-        except (OSError, asyncio.TimeoutError, ValueError):
-            first = b""
-        finally:
-            writer.close()
-        if first.startswith(b"INFO "):
-            return
-        said = first[:60].decode("latin-1").strip()
-        last = f"the server there does not speak NATS ({f'it said {said!r}' if said else 'it said nothing in 3 s'})"
-    reason = last if isinstance(last, str) else (str(last) or type(last).__name__)
-    raise ServiceUnreachable("NATS", _mask(url), f"{reason}; is nats-server running there?")
-
-
-class _ConnectionState:
-    """What nats-py's callbacks say about the connection, for the kernel's watch."""
-
-    def __init__(self) -> None:
-        self.lost_at: float | None = None
-        self.reason = ""
-        self.changed = asyncio.Event()
-        self.on_back: list[Callable[[], Awaitable[None]]] = []
-
-    async def on_error(self, exc: Exception) -> None:
-        self.reason = str(exc) or type(exc).__name__
-
-    async def on_disconnected(self) -> None:
-        if self.lost_at is None:
-            self.lost_at = time.monotonic()
-            self.changed.set()
-
-    async def on_reconnected(self) -> None:
-        self.lost_at = None
-        self.reason = ""
-        self.changed.set()
-        for callback in self.on_back:
-            with contextlib.suppress(Exception):
-                await callback()
-
-    async def on_closed(self) -> None:
-        if self.lost_at is None:
-            self.lost_at = time.monotonic()
-        self.reason = self.reason or "the connection was closed"
-        self.changed.set()
 
 
 class KeyExists(Exception):
@@ -177,7 +97,7 @@ class Bus:
         self._publisher: asyncio.Future[Publisher] | None = None
         self._kv: Any = None
         self._kv_ttl = 0.0
-        self._state = _ConnectionState()
+        self._state = ConnectionState()
         self._given_up: BaseException | None = None
         self._sent: collections.deque[tuple[float, str, asyncio.Future[int]]] = collections.deque()
         """What was published and may still wait for its ack, oldest first (for ``_sweep``)."""
@@ -194,9 +114,9 @@ class Bus:
         cls, url: str, token: str | None = None, name: str = "lightning-kernel", probe: bool = True
     ) -> Bus:
         if probe:
-            await _probe(url)
+            await probe_url(url)
         enable_websockets(url)
-        state = _ConnectionState()
+        state = ConnectionState()
         try:
             nc = RawClient()
             await asyncio.wait_for(
@@ -220,7 +140,7 @@ class Bus:
             reason = str(exc) or type(exc).__name__
             if "authorization" in reason.lower():
                 reason += " (a token is needed: --nats-token / LK_NATS_TOKEN)"
-            raise ServiceUnreachable("NATS", _mask(url), f"{reason}; is nats-server running there?") from None
+            raise ServiceUnreachable("NATS", mask(url), f"{reason}; is nats-server running there?") from None
         bus = cls(nc, url)
         bus._state = state
         return bus
@@ -229,7 +149,7 @@ class Bus:
 
     @property
     def shown_url(self) -> str:
-        return _mask(self.url)
+        return mask(self.url)
 
     @property
     def lost_at(self) -> float | None:
@@ -268,7 +188,7 @@ class Bus:
         except nats.errors.NoRespondersError:
             raise ServiceUnreachable(
                 "NATS JetStream",
-                _mask(self.url),
+                mask(self.url),
                 "JetStream is not enabled on that server (start it with -js)",
             ) from None
         if info is None:
