@@ -15,30 +15,25 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from . import _schema as schema
 from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
+from ._sql_engine import check_sqlite_exists, create_engine, one_line
 from ._sql_write import write_batch
-from .errors import ConfigError, RunNotFound, ServiceUnreachable, StoreError
+from .errors import RunNotFound, ServiceUnreachable, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
     from ._store import EventStore
 
-SQLITE_BUSY_TIMEOUT_S = 30.0
-PG_CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK = 0x6C6B5F6D  # "lk_m": serialises concurrent upgrades of one PostgreSQL database
 
 __all__ = ["SqlEventStore", "alembic_config", "default_sqlite_url", "mask_url", "open_store", "upgrade"]
@@ -56,7 +51,7 @@ def open_store(url: str, create: bool = True) -> SqlEventStore:
     (a mistyped path must not leave a new, empty database behind that then says "no runs yet").
     """
     if not create:
-        _check_sqlite_exists(url)
+        check_sqlite_exists(url)
     store = SqlEventStore(url)
     try:
         store.upgrade()
@@ -79,21 +74,13 @@ def mask_url(url: str) -> str:
         return url.split("@")[-1]
 
 
-def _one_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    # PostgreSQL appends the statement and a caret ("LINE 2: CREATE ...", "^"): noise in one line.
-    parts = [p.strip() for p in str(orig).splitlines()]
-    text = " ".join(p for p in parts if p and p != "^" and not p.startswith("LINE "))
-    return text or type(orig).__name__
-
-
 class SqlEventStore:
     """Runs, events, snapshots and logs in SQLite or PostgreSQL (see ``EventStore``)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._shown = mask_url(url)
-        self._engine, self._memory = _create_engine(url, self._shown)
+        self._engine, self._memory = create_engine(url, self._shown)
         self.dialect = self._engine.dialect.name
         # Raised by the driver's own cursor (PostgreSQL's COPY), which SQLAlchemy does not wrap.
         self._driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
@@ -116,17 +103,17 @@ class SqlEventStore:
             try:
                 conn = self._engine.connect()
             except sa.exc.DBAPIError as exc:
-                raise ServiceUnreachable("database", self._shown, _one_line(exc)) from exc
+                raise ServiceUnreachable("database", self._shown, one_line(exc)) from exc
             try:
                 if write:
                     conn.execution_options(lk_write=True)
                 yield conn
             except sa.exc.DBAPIError as exc:
                 if exc.connection_invalidated:
-                    raise ServiceUnreachable("database", self._shown, _one_line(exc)) from exc
-                raise StoreError(f"database at {self._shown}: {_one_line(exc)}") from exc
+                    raise ServiceUnreachable("database", self._shown, one_line(exc)) from exc
+                raise StoreError(f"database at {self._shown}: {one_line(exc)}") from exc
             except self._driver_error as exc:
-                raise StoreError(f"database at {self._shown}: {_one_line(exc)}") from exc
+                raise StoreError(f"database at {self._shown}: {one_line(exc)}") from exc
             finally:
                 conn.close()
         finally:
@@ -341,107 +328,6 @@ def _create_at_head(conn: Connection) -> None:
             "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
         )
     conn.exec_driver_sql(f"INSERT INTO alembic_version (version_num) VALUES ('{schema.HEAD_REVISION}')")
-
-
-# -- engines ----------------------------------------------------------------------------------------
-
-
-def _check_sqlite_exists(url: str) -> None:
-    try:
-        u = make_url(url)
-    except Exception:
-        return  # _create_engine says what is wrong with it
-    path = u.database or ""
-    if u.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
-        return
-    if not os.path.isfile(path):
-        raise ConfigError(
-            f"no database at {os.path.abspath(path)} (--db / --data-dir, LK_DB / LK_DATA_DIR): check the "
-            "path; a run started with `lightning-kernel run app` in that data dir creates it"
-        )
-
-
-def _create_engine(url: str, shown: str) -> tuple[Engine, bool]:
-    try:
-        u = make_url(url)
-    except Exception as exc:
-        raise ServiceUnreachable(
-            "database", shown, f"not a database URL ({exc}); use sqlite:///PATH or postgresql+psycopg://..."
-        ) from exc
-    backend = u.get_backend_name()
-    try:
-        if backend == "sqlite":
-            return _sqlite_engine(u, shown)
-        if backend == "postgresql":
-            return _postgres_engine(u), False
-    except ServiceUnreachable:
-        raise
-    except ImportError as exc:  # the driver is not installed: nothing was tried to reach
-        install = (
-            "pip install 'lightning-kernel[postgres]' (or pip install 'psycopg[binary]')"
-            if backend == "postgresql"
-            else "install its driver"
-        )
-        driver = "psycopg" if u.drivername == "postgresql" else u.get_driver_name()
-        raise ConfigError(
-            f"database {shown} needs the {driver} driver, which is not installed ({exc}): {install}"
-        ) from exc
-    except Exception as exc:  # a bad query argument
-        raise ServiceUnreachable("database", shown, _one_line(exc)) from exc
-    raise ServiceUnreachable(
-        "database", shown, f"unsupported database {backend!r}; use sqlite:///PATH or postgresql+psycopg://..."
-    )
-
-
-def _sqlite_engine(u: URL, shown: str) -> tuple[Engine, bool]:
-    path = u.database or ""
-    memory = path in ("", ":memory:") or "mode=memory" in path
-    if memory:
-        engine = sa.create_engine(u, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        parent = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise ServiceUnreachable("database", shown, f"cannot create folder {parent}: {exc}") from exc
-        engine = sa.create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # pysqlite's own transaction handling would BEGIN lazily (deferred); we issue BEGIN ourselves.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        if not memory:
-            # Switching a new file to WAL needs it alone for a moment; SQLite may answer "locked"
-            # at once (deadlock avoidance skips the busy handler) when several open it together.
-            for attempt in range(200):
-                try:
-                    cur.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == 199:
-                        raise
-                    time.sleep(0.05)
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("lk_write") else "BEGIN")
-
-    return engine, memory
-
-
-def _postgres_engine(u: URL) -> Engine:
-    if u.drivername == "postgresql":
-        u = u.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship with the extra
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in u.query:
-        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-    # A long-running kernel outlives server restarts: a pooled connection is checked before use
-    # (one cheap round trip per call) rather than failing the next batch.
-    return sa.create_engine(u, connect_args=connect_args, pool_pre_ping=True)
 
 
 if TYPE_CHECKING:
