@@ -35,11 +35,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import math
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .errors import ParameterError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -300,3 +303,40 @@ async def _answer(
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": [*head, *headers, *_HEADERS]})
     await send({"type": "http.response.body", "body": data})
+
+
+MAX_WAIT_S = 60.0
+"""The longest long poll (``wait``) a client may ask for."""
+
+
+class Query:
+    """A request's query parameters, each checked: a bad one is a ``ParameterError`` naming it."""
+
+    def __init__(self, request: Any) -> None:
+        self.params = request.query_params
+
+    def integer(self, name: str, default: int | None, low: int, high: int) -> Any:
+        raw = self.params.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ParameterError(name, f"query parameter {name}={raw!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ParameterError(name, f"query parameter {name}={value} is out of range: {low} to {high}")
+        return value
+
+    def seconds(self, name: str) -> float:
+        raw = self.params.get(name)
+        if raw is None:
+            return 0.0
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 <= value <= MAX_WAIT_S):
+            raise ParameterError(
+                name, f"query parameter {name}={raw!r} must be a number of seconds from 0 to {MAX_WAIT_S:g}"
+            )
+        return value

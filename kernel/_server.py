@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import math
 import os
 import secrets
 import signal
@@ -38,7 +37,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from ._api_guard import DEFAULT_MAX_BODY, BodyTooLarge, Guard, ServerStopping, is_loopback
+from ._api_guard import DEFAULT_MAX_BODY, BodyTooLarge, Guard, Query, ServerStopping, is_loopback
 from ._code import Code
 from ._config import Config
 from ._kernel import Kernel
@@ -46,7 +45,6 @@ from ._projection import RUN_ENDED, component_tree
 from ._views import check_component, event_json, log_json, run_json, run_state
 from .errors import ComponentNotFound, KernelError, ParameterError, RunNotFound, ServiceUnreachable
 
-MAX_WAIT_S = 60.0
 MAX_LIMIT = 10_000
 MAX_SEQ = 2**63 - 1  # SQL's BIGINT
 GRACE_S = 0.5
@@ -371,39 +369,6 @@ class Server:
             middleware=[guard],
             exception_handlers={KernelError: on_error, BodyTooLarge: on_error, ServerStopping: on_error},
         )
-
-
-class Query:
-    """A request's query parameters, each checked: a bad one is a ``ParameterError`` naming it."""
-
-    def __init__(self, request: Any) -> None:
-        self.params = request.query_params
-
-    def integer(self, name: str, default: int | None, low: int, high: int) -> Any:
-        raw = self.params.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ParameterError(name, f"query parameter {name}={raw!r} is not an integer") from None
-        if not low <= value <= high:
-            raise ParameterError(name, f"query parameter {name}={value} is out of range: {low} to {high}")
-        return value
-
-    def seconds(self, name: str) -> float:
-        raw = self.params.get(name)
-        if raw is None:
-            return 0.0
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and 0 <= value <= MAX_WAIT_S):
-            raise ParameterError(
-                name, f"query parameter {name}={raw!r} must be a number of seconds from 0 to {MAX_WAIT_S:g}"
-            )
-        return value
 
 
 def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> int:
