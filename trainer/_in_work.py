@@ -19,9 +19,10 @@ the user:
   ``trainer_state["checkpoint_dirs"]`` names these Paths. A remote ``dirpath`` (``s3://``) is durable
   already and is only resumed from.
 - **resume**: a ``fit()`` without ``ckpt_path`` in a Work whose last call did not finish resumes from
-  the last full checkpoint that call wrote (``trainer_state["resume_checkpoint"]``; the newest
-  ``last*.ckpt`` of those folders if it is gone): ``ckpt_path="last"`` semantics, so global step,
-  optimizer state and the loss curve carry on.
+  the last full checkpoint that call wrote, which ``lit://checkpoints/.resume.json`` names (written with
+  every checkpoint, persisted with them, so it is as new as the files on disk even when the Work's last
+  state never reached the kernel; the newest ``last*.ckpt`` of those folders if it is gone):
+  ``ckpt_path="last"`` semantics, so global step, optimizer state and the loss curve carry on.
 - **interruption**: while ``fit`` runs, SIGTERM and SIGINT (the worker's stop, a lost kernel) are held
   until the current training or validation batch ends; then ``last.ckpt`` is written and persisted, and
   the worker's own handler runs (it stops the call). A resumed call therefore starts at the very next
@@ -53,6 +54,9 @@ ATTRIBUTE = "trainer_state"
 
 CHECKPOINT_DIR = "lit://checkpoints"
 """The Work's folder for checkpoints (a Path, persisted as checkpoints are written)."""
+
+RESUME_FILE = ".resume.json"
+"""In the Work's checkpoint folder: which checkpoint a resumed call starts from."""
 
 MIRROR_DIR = "lit://checkpoint_dirs"
 """Where the checkpoint folders outside the Work's folder are mirrored, one sub-folder each."""
@@ -125,8 +129,6 @@ class WorkLink:
         """Checkpoint folders outside the Work's folder -> the local folder of their mirror."""
         self.remote: list[str] = []
         """Checkpoint folders that are URLs (durable already): searched on resume, never persisted."""
-        self._latest: str | None = None
-        """The last full checkpoint this Trainer saved (what a resume starts from)."""
         self._dirty = False
         self._wrote = False
         """Whether this Trainer wrote into the folders (else they hold only files the Work was given)."""
@@ -136,8 +138,7 @@ class WorkLink:
         self._previous: dict[int, Any] = {}
         self._fn: TrainerFn | None = None
         previous = getattr(work, ATTRIBUTE, None)
-        self._previous_state: dict[str, Any] = previous if isinstance(previous, dict) else {}
-        self._resumable = self._previous_state.get("status") in ("running", "interrupted")
+        self._resumable = isinstance(previous, dict) and previous.get("status") in ("running", "interrupted")
 
     # -- around one Trainer call ----------------------------------------------------------------------
     def before_run(self, fn: TrainerFn, ckpt_path: str | None) -> str | None:
@@ -167,7 +168,6 @@ class WorkLink:
                 ckpt_path = self._resume_from()
                 if ckpt_path is not None:
                     log.info(f"Resuming {self.ctx.work_name}'s training from {ckpt_path}")
-                    self._latest = ckpt_path  # until this call saves one, a stop resumes from it again
             self._resumable = False
         else:
             self.publish("running", force=True)  # fit says so at on_train_start, once a resume is restored
@@ -212,11 +212,9 @@ class WorkLink:
         self.mirrors[folder] = mirror.local("a mirror of a checkpoint folder")
 
     def _resume_from(self) -> str | None:
-        recorded = self._previous_state.get("resume_checkpoint")
-        if recorded is not None:
-            path = self._local_of(recorded)
-            if path is not None and _exists(path):
-                return path
+        recorded = self._read_resume_file()
+        if recorded is not None and _exists(recorded):
+            return recorded
         files = [
             f for folder in [self.local_folder, *self.folders, *self.remote] for f in _checkpoints_in(folder)
         ]
@@ -226,14 +224,34 @@ class WorkLink:
 
         return max(chosen, key=modified) if chosen else None
 
-    def _local_of(self, recorded: Any) -> str | None:
-        """Where a ``resume_checkpoint`` of the Work's state is now: a Path in this Work, a path, a URL."""
-        from lightning_kernel.storage import Path
-        from lightning_kernel.storage._path import is_path_dict
+    def _write_resume_file(self, filepath: str) -> None:
+        """Name ``filepath`` as the checkpoint to resume from: its ``lit://`` path when it is one of the
+        Work's (the Work's folder may be elsewhere next time), else the path or URL as saved."""
+        import json
 
-        if is_path_dict(recorded):
-            return str(Path.from_dict(recorded).local("the checkpoint to resume from"))
-        return recorded if isinstance(recorded, str) else None
+        as_path = self._as_path(filepath)
+        inside_mirror = as_path is not None and as_path.lit.startswith(MIRROR_DIR + "/")
+        entry = {"lit": as_path.lit} if as_path is not None and not inside_mirror else {"path": filepath}
+        os.makedirs(self.local_folder, exist_ok=True)
+        target = os.path.join(self.local_folder, RESUME_FILE)
+        tmp = f"{target}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({**entry, "global_step": int(self.trainer.global_step)}, f)
+        os.replace(tmp, target)
+
+    def _read_resume_file(self) -> str | None:
+        import json
+
+        from lightning_kernel.storage import Path
+
+        try:
+            with open(os.path.join(self.local_folder, RESUME_FILE)) as f:
+                entry = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if isinstance(entry.get("lit"), str):
+            return str(Path(entry["lit"], origin=self.ctx.work_name).local("the checkpoint to resume from"))
+        return entry["path"] if isinstance(entry.get("path"), str) else None
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def saved(self, filepath: str, weights_only: bool = False) -> None:
@@ -241,7 +259,8 @@ class WorkLink:
         from ._fs import is_local
 
         if not weights_only:
-            self._latest = str(filepath)
+            self._write_resume_file(str(filepath))
+            self._dirty = self._wrote = True
         if not is_local(str(filepath)):
             return
         full = os.path.realpath(str(filepath).removeprefix("file://"))
@@ -290,13 +309,6 @@ class WorkLink:
             if best_score is not None and math.isfinite(float(best_score)):
                 score = float(best_score)
         folder = Path(CHECKPOINT_DIR, origin=self.ctx.work_name)
-        latest = self._latest
-        resume: Any = None
-        if latest is not None:
-            as_path = self._as_path(latest)
-            # a mirrored file resumes from its own folder (the mirror is copied back first)
-            inside_mirror = as_path is not None and as_path.lit.startswith(MIRROR_DIR + "/")
-            resume = as_path.to_dict() if as_path is not None and not inside_mirror else latest
         return {
             "status": status,
             "stage": self._fn.value if self._fn is not None else None,
@@ -308,7 +320,6 @@ class WorkLink:
             "best_checkpoint": best.to_dict() if best is not None else None,
             "best_model_score": score,
             "last_checkpoint": last.to_dict() if last is not None else None,
-            "resume_checkpoint": resume,
         }
 
     def _as_path(self, filepath: str) -> Any:
