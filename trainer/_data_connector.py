@@ -178,5 +178,5 @@ class DataConnector:
                 if obj is trainer._module:
                     trainer._call_module_hook("prepare_data")
                 else:
-                    obj.prepare_data()
+                    trainer._call_datamodule_hook("prepare_data")
         trainer.strategy.barrier("prepare_data")

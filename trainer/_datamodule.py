@@ -94,38 +94,53 @@ class LightningDataModule(HyperparametersMixin):
         predict_dataset: Any = None,
         batch_size: int = 1,
         num_workers: int = 0,
-        **loader_kwargs: Any,
+        **datamodule_kwargs: Any,
     ) -> "LightningDataModule":
-        """A datamodule whose dataloaders wrap the given datasets (train shuffled)."""
-        from torch.utils.data import DataLoader
+        """A datamodule of ``cls`` whose dataloaders wrap the given datasets (or lists/dicts of them).
 
-        datasets = {
-            "train": train_dataset,
-            "val": val_dataset,
-            "test": test_dataset,
-            "predict": predict_dataset,
-        }
+        Dataloaders get ``batch_size``, ``num_workers`` and ``pin_memory=True``; the train ones shuffle
+        (unless iterable). ``datamodule_kwargs`` go to ``cls(...)``, and so do ``batch_size`` and
+        ``num_workers`` when its ``__init__`` takes them.
+        """
+        import inspect
 
-        def loader(kind: str) -> Any:
-            def make(self: "LightningDataModule") -> Any:
-                data = datasets[kind]
-                if isinstance(data, (list, tuple)):
-                    return [
-                        DataLoader(d, batch_size=batch_size, num_workers=num_workers, **loader_kwargs)
-                        for d in data
-                    ]
+        from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+        def wrap(data: Any, shuffle: bool) -> Any:
+            if isinstance(data, Dataset):
                 return DataLoader(
                     data,
                     batch_size=batch_size,
-                    shuffle=kind == "train",
+                    shuffle=shuffle and not isinstance(data, IterableDataset),
                     num_workers=num_workers,
-                    **loader_kwargs,
+                    pin_memory=True,
                 )
+            if isinstance(data, Mapping):
+                return {k: wrap(v, shuffle) for k, v in data.items()}
+            if isinstance(data, (list, tuple)):
+                return type(data)(wrap(v, shuffle) for v in data)
+            return data
 
-            return make
-
-        methods = {f"{k}_dataloader": loader(k) for k, v in datasets.items() if v is not None}
-        return type("LightningDataModuleFromDatasets", (cls,), methods)()
+        parameters = inspect.signature(cls.__init__).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        special = {
+            k: v
+            for k, v in (("batch_size", batch_size), ("num_workers", num_workers))
+            if takes_any or k in parameters
+        }
+        datamodule = cls(**datamodule_kwargs, **special)
+        for kind, data in (
+            ("train", train_dataset),
+            ("val", val_dataset),
+            ("test", test_dataset),
+            ("predict", predict_dataset),
+        ):
+            if data is not None:
+                # bound to these datasets; the instance attribute stands in for the method
+                setattr(
+                    datamodule, f"{kind}_dataloader", lambda d=data, k=kind: wrap(d, shuffle=k == "train")
+                )
+        return datamodule
 
     @classmethod
     def load_from_checkpoint(

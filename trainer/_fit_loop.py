@@ -20,6 +20,7 @@ from ._fit_loop_state import FitLoopState
 from ._logging import ResultCollection
 from ._optim import step_schedulers
 from ._progress import BatchProgress, Progress, counts
+from ._rank_zero import rank_zero_info
 from ._rng import capture_rng, restore_rng
 
 if TYPE_CHECKING:
@@ -180,6 +181,10 @@ class FitLoop(FitLoopState):
         ):
             self.val_loop.setup_data()
         self._prepare_fast_path()
+        if trainer.barebones:
+            from ._barebones import STARTED
+
+            rank_zero_info(STARTED)  # no progress bar: say that it runs
         trainer._call("on_train_start")
         if trainer._max_time is not None:
             trainer._start_time = time.monotonic()

@@ -8,9 +8,11 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from . import _barebones
 from ._errors import MisconfigurationException
 from ._hparams import HyperparametersMixin
 from ._module_hooks import ModuleHooks
+from ._rank_zero import rank_zero_warn
 
 if TYPE_CHECKING:
     from ._optim import LightningOptimizer
@@ -147,12 +149,20 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
         """Record ``value`` under ``name``; PL 2.x's defaults for ``on_step``/``on_epoch`` per hook."""
         trainer = self._trainer
         if trainer is None:
+            # a step called by hand (a unit test of the model): nothing to log to
+            rank_zero_warn(
+                "You are trying to `self.log()` but the `self.trainer` reference is not registered on the model "
+                "yet. This is most likely because the model hasn't been passed to the `Trainer`"
+            )
+            return
+        if trainer.barebones:
+            rank_zero_warn(_barebones.LOG_WARNING)
             return
         results = trainer._results
         if results is None:
             raise MisconfigurationException(
-                f"self.log({name!r}) was called in `{self._current_fx_name}`, where nothing can be logged "
-                "(prediction and setup hooks do not log)"
+                "You are trying to `self.log()` but the loop's result collection is not registered yet. This is "
+                "most likely because you are trying to log in a `predict` hook, but it doesn't support logging"
             )
         results.log(
             trainer,

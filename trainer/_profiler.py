@@ -44,6 +44,7 @@ class SimpleProfiler(PassThroughProfiler):
         self.dirpath = dirpath
         self.filename = filename
         self.durations: dict[str, list[float]] = defaultdict(list)
+        self.recorded_durations = self.durations  # PL's name for the same table: action -> seconds per call
         self._stage = ""
         self._log_dir: str | None = None
 

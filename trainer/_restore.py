@@ -61,7 +61,7 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
                 checkpoint[obj.CHECKPOINT_HYPER_PARAMS_NAME] = obj._hparams_name
             checkpoint[obj.CHECKPOINT_HYPER_PARAMS_KEY] = dict(obj.hparams)
     if datamodule is not None:
-        dm_state = datamodule.state_dict()
+        dm_state = trainer._call_datamodule_hook("state_dict")
         if dm_state:
             checkpoint[type(datamodule).__qualname__] = dm_state
     if not weights_only:
@@ -168,7 +168,7 @@ def restore_modules_and_callbacks(trainer: Trainer, path: str) -> dict[str, Any]
         ) from exc
     datamodule = trainer.datamodule
     if datamodule is not None and type(datamodule).__qualname__ in checkpoint:
-        datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
+        trainer._call_datamodule_hook("load_state_dict", checkpoint[type(datamodule).__qualname__])
     if trainer.state.fn == TrainerFn.FITTING:
         states = checkpoint.get("callbacks") or {}
         for callback in trainer.callbacks:

@@ -172,7 +172,7 @@ def _call_setup_like(name: str, trainer: Trainer, fn: TrainerFn) -> None:
     """``setup``/``teardown``: the datamodule's, the callbacks', then the module's."""
     datamodule = trainer.datamodule
     if datamodule is not None:
-        getattr(datamodule, name)(stage=fn.value)
+        trainer._call_datamodule_hook(name, stage=fn.value)
     trainer._call_callbacks(name, fn.value)
     trainer._call_module_hook(name, stage=fn.value)
 

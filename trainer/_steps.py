@@ -57,6 +57,7 @@ class StepsMixin:
         _start_time: float
         should_stop: bool
         _warned: set[str]
+        _data: Any
 
     # -- hook dispatch ---------------------------------------------------------------------------
     def _call(self, name: str, *args: Any) -> Any:
@@ -109,6 +110,12 @@ class StepsMixin:
                 return getattr(module, name)(*args, **kwargs)
         finally:
             module.__dict__["_current_fx_name"] = previous
+
+    def _call_datamodule_hook(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """The datamodule's ``name`` (profiled as PL names it)."""
+        datamodule = self._data.datamodule
+        with self.profiler.profile(f"[LightningDataModule]{type(datamodule).__name__}.{name}"):
+            return getattr(datamodule, name)(*args, **kwargs)
 
     # -- training step ---------------------------------------------------------------------------
     def _training_step(self, batch: Any, batch_idx: int, k: int) -> tuple[Tensor | None, Any]:

@@ -49,6 +49,10 @@ class TrainerInit:
         self.should_stop = False
         self._start_time = 0.0
         self.barebones = bool(a["barebones"])
+        if self.barebones:
+            from . import _barebones
+
+            _barebones.apply(a)
         # where the run happens
         self.accelerator = parse_accelerator(a["accelerator"])
         check_positive_int(a["num_nodes"], "num_nodes", 1)
@@ -149,7 +153,7 @@ class TrainerInit:
         self.inference_mode = a["inference_mode"]
         self.use_distributed_sampler = a["use_distributed_sampler"]
         self.sync_batchnorm = a["sync_batchnorm"]
-        self.detect_anomaly = a["detect_anomaly"]
+        self.detect_anomaly = self._detect_anomaly = a["detect_anomaly"]
         self._deterministic = a["deterministic"]
         self._benchmark = a["benchmark"]
         # outputs
@@ -158,9 +162,7 @@ class TrainerInit:
         self.enable_checkpointing = enable if a["enable_checkpointing"] is None else a["enable_checkpointing"]
         self.enable_progress_bar = enable if a["enable_progress_bar"] is None else a["enable_progress_bar"]
         self.enable_model_summary = enable if a["enable_model_summary"] is None else a["enable_model_summary"]
-        self.loggers: list[Any] = configure_loggers(
-            None if self.barebones else a["logger"], trainer.default_root_dir
-        )
+        self.loggers: list[Any] = configure_loggers(a["logger"], trainer.default_root_dir)
         if a["logger"] is None and not self.barebones:
             self.loggers = configure_loggers(True, trainer.default_root_dir)
         if fast_dev_run and self.loggers:

@@ -1,0 +1,5 @@
+"""PL's module path `profilers.profiler`."""
+
+from . import Profiler
+
+__all__ = ["Profiler"]

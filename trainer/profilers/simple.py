@@ -1,0 +1,5 @@
+"""PL's module path `profilers.simple`."""
+
+from .._profiler import SimpleProfiler
+
+__all__ = ["SimpleProfiler"]
