@@ -25,10 +25,15 @@ import fcntl
 import json
 import os
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from ._bus import StreamState
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._bus import StreamState
+    from ._config import Config
+    from ._natsserver import Spawned
 
 PENDING_FILE = "kernel.db.pending"
 
@@ -173,3 +178,24 @@ class DataDir:
         """The database is bound to the streams: the pending binding has served."""
         with contextlib.suppress(OSError):
             os.unlink(self._pending_path())
+
+
+@dataclass
+class EarlyStart:
+    """What ``run app`` starts before it imports the kernel (~0.1-0.2 s of imports): the data dir,
+    secured and locked, and the embedded nats-server, booting meanwhile."""
+
+    data: DataDir
+    nats: Spawned | None
+
+
+def early_start(config: Config) -> EarlyStart:
+    from ._natsserver import EmbeddedNats
+
+    data = DataDir(config.data_dir, config.db)
+    data.secure()
+    nats = None
+    if config.nats is None:
+        data.lock()  # before the server touches the store: one kernel per data dir
+        nats = EmbeddedNats.spawn(os.path.join(config.data_dir, "nats"))
+    return EarlyStart(data, nats)

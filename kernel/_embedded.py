@@ -18,6 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable
 
 from ._config import Config
+from ._datadir import EarlyStart
 from ._kernel import Kernel
 from ._loop import FlowInterrupted, RunDriver
 from .errors import KernelError, KernelFault
@@ -172,10 +173,12 @@ async def _faulted(kernel: Kernel, driver: RunDriver, fault: KernelError) -> int
     return EXIT_FAULT
 
 
-def run_embedded(config: Config, app_file: str, name: str | None = None) -> int:
+def run_embedded(
+    config: Config, app_file: str, name: str | None = None, early: EarlyStart | None = None
+) -> int:
     from ._app import load_app
 
-    kernel = Kernel(config)
+    kernel = Kernel(config, early)
 
     async def make() -> RunDriver:
         # While the embedded nats-server starts (a thread waits for it): import the app, pack its folder.
@@ -187,8 +190,8 @@ def run_embedded(config: Config, app_file: str, name: str | None = None) -> int:
     return asyncio.run(_host(kernel, make, defer_store=True))
 
 
-def resume_embedded(config: Config, run_id: str) -> int:
-    kernel = Kernel(config)
+def resume_embedded(config: Config, run_id: str, early: EarlyStart | None = None) -> int:
+    kernel = Kernel(config, early)
 
     async def make() -> RunDriver:
         await kernel.started()

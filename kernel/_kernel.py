@@ -31,11 +31,11 @@ from ._app import LightningApp
 from ._bus import Bus, StreamState
 from ._code import WARN_BYTES, Code, describe_size, import_app, pack, unpack
 from ._config import Config
-from ._datadir import DataDir, shown_url
+from ._datadir import DataDir, EarlyStart, shown_url
 from ._events import EVENT_STREAM, RunCreated, RunResumed, RunStopRequested, WorkStatusChanged
 from ._lease import Holder, Leases, holder_of, new_kernel_id, run_key
 from ._loop import RunDriver, resumable
-from ._natsserver import EmbeddedNats
+from ._natsserver import EmbeddedNats, Spawned
 from ._plugins import Executors, load_executors
 from ._recorder import Recorder
 from ._status import WorkStageStatus
@@ -55,8 +55,10 @@ def new_run_id() -> str:
 
 
 class Kernel:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, early: EarlyStart | None = None) -> None:
         self.config = config
+        self.early = early
+        """The data dir and nats-server that ``run app`` started before importing the kernel."""
         self.id = new_kernel_id()
         self.nats: EmbeddedNats | None = None
         self.bus: Bus | None = None
@@ -67,7 +69,7 @@ class Kernel:
         self.artifacts: Any = None
         self.runs: dict[str, RunDriver] = {}
         self.streams: dict[str, StreamState] = {}
-        self.data = DataDir(config.data_dir, config.db)
+        self.data = early.data if early is not None else DataDir(config.data_dir, config.db)
         self.nats_url = ""
         self.nats_token: str | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -77,6 +79,7 @@ class Kernel:
         """Set when a service failed under the kernel; every hosted run is interrupted with it."""
         self._monitor: asyncio.Task[None] | None = None
         self._store_gate = asyncio.Event()
+        self._spawned: Spawned | None = None
         self.start_task: asyncio.Future[None] | None = None
         """``start()`` begun as a task, for those that do other work while it runs (``started()``)."""
         self._db_id: str | None = None
@@ -100,12 +103,17 @@ class Kernel:
         self._store_gate = asyncio.Event()
         if not defer_store:
             self._store_gate.set()
-        self.data.secure()
+        early = self.early
+        if early is None:
+            self.data.secure()
+            if cfg.nats is None:
+                self.data.lock()
         if cfg.nats is None:
-            self.data.lock()
-            nats_task = asyncio.create_task(
-                asyncio.to_thread(EmbeddedNats.start, os.path.join(cfg.data_dir, "nats"))
-            )
+            spawned = early.nats if early is not None and early.nats is not None else None
+            if spawned is None:
+                spawned = EmbeddedNats.spawn(os.path.join(cfg.data_dir, "nats"))
+            self._spawned = spawned
+            nats_task = asyncio.create_task(asyncio.to_thread(spawned.ready))
         store_task = asyncio.create_task(self._open_store_when_asked())
         self.executors = load_executors(tables=cfg.executors, data_dir=cfg.data_dir)
         prepare = [asyncio.create_task(ex.prepare()) for ex in self.executors.by_name.values()]
@@ -339,6 +347,8 @@ class Kernel:
         if self.nats is not None:
             await asyncio.to_thread(self.nats.stop)
             self.data.remove_kernel_file()
+        elif self._spawned is not None:
+            self._spawned.kill()  # started, never ready (the start failed or was cut short)
         if self.store is not None:
             self.store.close()
         self.data.unlock()

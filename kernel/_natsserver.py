@@ -60,6 +60,12 @@ class EmbeddedNats:
 
     @classmethod
     def start(cls, store_dir: str, timeout: float = 10.0) -> EmbeddedNats:
+        return cls.spawn(store_dir).ready(timeout)
+
+    @classmethod
+    def spawn(cls, store_dir: str) -> Spawned:
+        """Start the server and return at once; ``ready()`` waits for it. ``run app`` spawns it first
+        thing, so that it boots while the kernel's modules are imported."""
         os.makedirs(store_dir, exist_ok=True)
         token = secrets.token_urlsafe(24)
         token_file = os.path.join(store_dir, "token")
@@ -80,24 +86,7 @@ class EmbeddedNats:
             preexec_fn=die_with_parent,
             start_new_session=True,
         )
-        assert proc.stderr is not None
-        port = None
-        lines: list[str] = []
-        deadline = time.monotonic() + timeout
-        for line in proc.stderr:
-            lines.append(line)
-            m = _LISTEN.search(line)
-            if m:
-                port = int(m.group(2))
-            if "Server is ready" in line or time.monotonic() > deadline:
-                break
-        if port is None or proc.poll() is not None:
-            proc.kill()
-            tail = "".join(lines[-5:]).strip()
-            raise ServiceUnreachable("the embedded nats-server", store_dir, f"it did not start: {tail}")
-        # Keep draining its log so the server never blocks on a full pipe.
-        threading.Thread(target=_drain, args=(proc, lines), daemon=True, name="nats-server-log").start()
-        return cls(process=proc, url=f"nats://127.0.0.1:{port}", token=token, store_dir=store_dir, log=lines)
+        return Spawned(proc, token, store_dir)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.process.poll() is None:
@@ -115,3 +104,40 @@ def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
         lines.append(line)
         if len(lines) > 200:
             del lines[:100]
+
+
+@dataclass
+class Spawned:
+    """An embedded server that was started and may not be ready yet."""
+
+    process: subprocess.Popen[str]
+    token: str
+    store_dir: str
+
+    def ready(self, timeout: float = 10.0) -> EmbeddedNats:
+        """Wait until the server says it is ready; ``ServiceUnreachable`` with its last words if not."""
+        proc = self.process
+        assert proc.stderr is not None
+        port = None
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        for line in proc.stderr:
+            lines.append(line)
+            m = _LISTEN.search(line)
+            if m:
+                port = int(m.group(2))
+            if "Server is ready" in line or time.monotonic() > deadline:
+                break
+        if port is None or proc.poll() is not None:
+            proc.kill()
+            tail = "".join(lines[-5:]).strip()
+            raise ServiceUnreachable("the embedded nats-server", self.store_dir, f"it did not start: {tail}")
+        # Keep draining its log so the server never blocks on a full pipe.
+        threading.Thread(target=_drain, args=(proc, lines), daemon=True, name="nats-server-log").start()
+        url = f"nats://127.0.0.1:{port}"
+        return EmbeddedNats(process=proc, url=url, token=self.token, store_dir=self.store_dir, log=lines)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
