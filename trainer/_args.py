@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import datetime
+import functools
+import inspect
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -114,3 +118,29 @@ def check_positive_int(value: Any, name: str, minimum: int = 0, allow: tuple[Any
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise MisconfigurationException(f"`{name}` must be an int >= {minimum}, got {value!r}")
+
+
+def defaults_from_env(init: Callable[..., None]) -> Callable[..., None]:
+    """``PL_TRAINER_<ARGUMENT>`` environment variables as defaults of arguments not passed (PL's rule).
+
+    The value is read as a Python literal (``"2"`` is 2, ``"False"`` is False), else kept as a string;
+    the class's own name is the middle part, so a subclass ``MyTrainer`` reads ``PL_MYTRAINER_...``.
+    """
+    names = [p.name for p in inspect.signature(init).parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+    @functools.wraps(init)
+    def wrapper(self: Any, **kwargs: Any) -> None:
+        prefix = f"PL_{type(self).__name__.upper()}_"
+        for name in names:
+            if name in kwargs:
+                continue
+            raw = os.environ.get(prefix + name.upper())
+            if raw is None or raw == "":
+                continue
+            try:
+                kwargs[name] = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                kwargs[name] = raw
+        init(self, **kwargs)
+
+    return wrapper

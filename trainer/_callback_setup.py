@@ -44,34 +44,6 @@ def is_model_summary(cb: Any) -> bool:
     return bool(_SUMMARY & class_names(cb))
 
 
-class DummyLogger:
-    """Stands in for the loggers under ``fast_dev_run``: everything is accepted and dropped."""
-
-    name = ""
-    version = ""
-    save_dir: str | None = None
-    log_dir: str | None = None
-    experiment = None
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        pass
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def save(self) -> None:
-        pass
-
-    def finalize(self, status: str) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Any:
-        def nothing(*args: Any, **kwargs: Any) -> None:
-            return None
-
-        return nothing
-
-
 def configure_loggers(logger: Any, default_root_dir: str) -> list[Any]:
     if not logger:
         return []

@@ -173,10 +173,11 @@ def distributed(loader: Any, world_size: int, rank: int, training: bool, seed: i
 
 
 def sequential(loader: Any) -> Any:
-    """``loader`` without shuffling (``overfit_batches`` trains on the same first batches every epoch)."""
-    if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
+    """``loader`` drawing its dataset in order (``overfit_batches`` trains on the same first batches every
+    epoch): any other sampler is replaced by a ``SequentialSampler``."""
+    if type(loader) is not DataLoader or isinstance(loader.dataset, IterableDataset):
         return loader
-    if not _is_shuffled(loader):
+    if isinstance(loader.sampler, SequentialSampler):
         return loader
     return _rebuild(loader, SequentialSampler(loader.dataset))  # type: ignore[arg-type]
 

@@ -144,12 +144,14 @@ class DataConnector:
     def _adapt(self, loader: Any, kind: str) -> Any:
         trainer = self.trainer
         _data.check_iterable(loader, f"{_HOOK_NAMES[kind]}()")
-        if kind == "train" and trainer.overfit_batches > 0:
+        fitting = trainer.state.fn == "fit"
+        if trainer.overfit_batches > 0 and (kind == "train" or (kind == "val" and fitting)):
+            # the same first batches every epoch: any sampler but a sequential one is replaced (PL's rule)
             sequential = _data.sequential(loader)
             if sequential is not loader:
                 warnings.warn(
-                    "You requested to overfit but enabled train dataloader shuffling. We are turning off the train "
-                    "dataloader shuffling for you.",
+                    f"You requested to overfit but enabled {kind} dataloader shuffling. We are turning off the "
+                    f"{kind} dataloader shuffling for you.",
                     UserWarning,
                     stacklevel=2,
                 )

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class FitLoop(FitLoopState):
-    def __init__(self, trainer: Trainer, min_epochs: int | None, max_epochs: int) -> None:
+    def __init__(self, trainer: Trainer, min_epochs: int | None, max_epochs: int | None) -> None:
         self.trainer = trainer
         self.min_epochs = min_epochs
         self.max_epochs = max_epochs
@@ -148,7 +148,8 @@ class FitLoop(FitLoopState):
     def done(self) -> bool:
         if self.max_epochs == 0 or self.num_training_batches == 0 or self._max_steps_reached():
             return True
-        if self.max_epochs != -1 and self.epoch_processed >= self.max_epochs:
+        max_epochs = self.max_epochs
+        if max_epochs is not None and max_epochs != -1 and self.epoch_processed >= max_epochs:
             self.epoch_completed = self.epoch_processed
             return True
         return self.trainer.should_stop and self._can_stop_early()

@@ -8,6 +8,7 @@ step does is in ``_steps.py``.
 from datetime import timedelta
 from typing import Any
 
+from ._args import defaults_from_env
 from ._datamodule import LightningDataModule
 from ._deprecated import rename_kwarg, translate_trainer_kwargs
 from ._errors import MisconfigurationException
@@ -23,6 +24,7 @@ from ._trainer_props import TrainerProperties
 class Trainer(TrainerInit, TrainerProperties, StepsMixin):
     """Runs a ``LightningModule``'s loops; the arguments are PyTorch Lightning 2.x's."""
 
+    @defaults_from_env
     def __init__(
         self,
         *,
@@ -101,12 +103,18 @@ class Trainer(TrainerInit, TrainerProperties, StepsMixin):
             )
         if ckpt_path is None and self._resume_from_checkpoint is not None:
             ckpt_path = self._resume_from_checkpoint
-        if self._max_epochs_defaulted and not any(type(cb).__name__ == "Timer" for cb in self.callbacks):
-            rank_zero_warn(
-                "`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch limit, set "
-                "`max_epochs=-1`.",
-                category=PossibleUserWarning,
-            )
+        if self.fit_loop.max_epochs is None:
+            # PL: an epoch limit only when nothing else limits the run (steps, a Timer or max_time)
+            timer = self._max_time is not None or any(type(cb).__name__ == "Timer" for cb in self.callbacks)
+            if self.fit_loop.max_steps == -1 and not timer:
+                rank_zero_warn(
+                    "`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch limit, set "
+                    "`max_epochs=-1`.",
+                    category=PossibleUserWarning,
+                )
+                self.fit_loop.max_epochs = 1000
+            else:
+                self.fit_loop.max_epochs = -1
         self.state.fn = TrainerFn.FITTING
         self.state.status = TrainerStatus.RUNNING
         self.training = True

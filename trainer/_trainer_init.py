@@ -12,11 +12,7 @@ from ._args import (
     parse_strategy,
     parse_val_check_time,
 )
-from ._callback_setup import (
-    DummyLogger,
-    configure_callbacks,
-    configure_loggers,
-)
+from ._callback_setup import configure_callbacks, configure_loggers
 from ._data_connector import DataConnector
 from ._errors import MisconfigurationException
 from ._eval_loop import EvaluationLoop, PredictionLoop
@@ -70,17 +66,14 @@ class TrainerInit:
             raise MisconfigurationException(
                 f"fast_dev_run={a['fast_dev_run']!r} is not a valid configuration. It should be >= 0."
             )
-        self.fast_dev_run: int | bool = fast_dev_run or False
+        self.fast_dev_run: int | bool = True if fast_dev_run == 1 else (fast_dev_run or False)
         self._max_steps = a["max_steps"]
         self._min_steps = a["min_steps"]
         self._max_time = parse_max_time(a["max_time"])
         max_epochs = a["max_epochs"]
         if fast_dev_run:
             max_epochs, self._max_steps = 1, fast_dev_run
-        elif max_epochs is None:
-            max_epochs = 1000 if a["max_steps"] == -1 and a["max_time"] is None else -1
-        # said when fit starts, as PL does: a Trainer made to validate or predict needs no epoch limit
-        self._max_epochs_defaulted = a["max_epochs"] is None and max_epochs == 1000
+        # None stays None until fit decides, as PL does: a Trainer made to validate needs no epoch limit
         if isinstance(max_epochs, int) and max_epochs < -1:
             raise MisconfigurationException(
                 f"`max_epochs` must be a non-negative integer or -1. You passed in {max_epochs}."
@@ -166,6 +159,8 @@ class TrainerInit:
         if a["logger"] is None and not self.barebones:
             self.loggers = configure_loggers(True, trainer.default_root_dir)
         if fast_dev_run and self.loggers:
+            from .loggers._base import DummyLogger
+
             self.loggers = [DummyLogger()]
         self.callbacks: list[Any] = configure_callbacks(
             a["callbacks"], self.enable_checkpointing, self.enable_progress_bar, self.enable_model_summary

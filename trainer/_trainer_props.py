@@ -53,7 +53,8 @@ class TrainerProperties:
         return self.fit_loop.global_step
 
     @property
-    def max_epochs(self) -> int:
+    def max_epochs(self) -> int | None:
+        """None until ``fit`` sets the default (1000 without another limit, else -1), as in PL."""
         return self.fit_loop.max_epochs
 
     @property
@@ -128,14 +129,15 @@ class TrainerProperties:
 
     @property
     def estimated_stepping_batches(self) -> int | float:
-        if self.max_epochs == -1:
+        max_epochs = self.max_epochs
+        if max_epochs is None or max_epochs == -1:
             return float("inf") if self.max_steps == -1 else self.max_steps
         if self.fit_loop.train_dataloader is None:
             self.fit_loop.setup_data()
         total = self.num_training_batches
         if total == float("inf"):
             return self.max_steps
-        steps = math.ceil(total / self.accumulate_grad_batches) * max(self.max_epochs, 1)
+        steps = math.ceil(total / self.accumulate_grad_batches) * max(max_epochs, 1)
         return min(steps, self.max_steps) if self.max_steps != -1 else steps
 
     # -- metrics ---------------------------------------------------------------------------------

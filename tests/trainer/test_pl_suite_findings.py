@@ -127,3 +127,72 @@ def test_datamodule_hooks_are_profiled(tmp_path: Path) -> None:
     assert isinstance(profiler, SimpleProfiler)
     for hook in ("prepare_data", "setup", "state_dict", "teardown"):
         assert len(profiler.recorded_durations[f"[LightningDataModule]Data.{hook}"]) == 1
+
+
+# -- Trainer arguments -----------------------------------------------------------------------------------
+
+
+def test_pl_trainer_environment_variables_are_defaults(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PL_TRAINER_LOGGER", "False")
+    monkeypatch.setenv("PL_TRAINER_MAX_STEPS", "7")
+    monkeypatch.setenv("PL_TRAINER_DEFAULT_ROOT_DIR", str(tmp_path))  # not a literal: kept as the string
+    trainer = pl.Trainer()
+    assert trainer.logger is None and trainer.max_steps == 7 and trainer.default_root_dir == str(tmp_path)
+    assert pl.Trainer(max_steps=42, logger=True).max_steps == 42  # what is passed wins
+
+
+def test_max_epochs_is_decided_when_fit_starts(tmp_path: Path) -> None:
+    trainer = quiet_trainer(tmp_path, max_epochs=None, max_steps=1)
+    assert trainer.max_epochs is None
+    trainer.fit(BoringModel())
+    assert trainer.max_epochs == -1  # max_steps limits the run: no epoch limit
+
+
+def test_fast_dev_run_1_is_true_and_its_logger_takes_any_call(tmp_path: Path) -> None:
+    from lightning_kernel.trainer.loggers.logger import DummyLogger
+
+    class UsesExperiment(BoringModel):
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            self.logger.experiment.add_histogram("w", self.layer.weight)  # a TensorBoard call, dropped
+            self.logger.experiment[0].anything(1)
+            return super().training_step(batch, batch_idx)
+
+    trainer = pl.Trainer(default_root_dir=str(tmp_path), fast_dev_run=1, enable_progress_bar=False)
+    assert trainer.fast_dev_run is True
+    assert isinstance(trainer.logger, DummyLogger)
+    trainer.fit(UsesExperiment())
+    assert trainer.global_step == 1
+    assert pl.Trainer(fast_dev_run=3, logger=False).fast_dev_run == 3
+
+
+def test_overfit_batches_makes_every_sampler_sequential_and_says_so(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader, Sampler, SequentialSampler
+
+    class InOrderButNotSequential(Sampler[int]):
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __iter__(self) -> Any:
+            return iter(range(self.n))
+
+        def __len__(self) -> int:
+            return self.n
+
+    class Model(BoringModel):
+        def train_dataloader(self) -> Any:
+            return DataLoader(RandomDataset(32, 8), sampler=InOrderButNotSequential(8))
+
+        def val_dataloader(self) -> Any:
+            return DataLoader(RandomDataset(32, 8), sampler=InOrderButNotSequential(8))
+
+    trainer = quiet_trainer(tmp_path, overfit_batches=2)
+    with pytest.warns(UserWarning) as record:
+        trainer.fit(Model())
+    messages = [str(w.message) for w in record]
+    for kind in ("train", "val"):
+        assert (
+            f"You requested to overfit but enabled {kind} dataloader shuffling. We are turning off the {kind} "
+            "dataloader shuffling for you."
+        ) in messages
+    assert isinstance(trainer.train_dataloader.sampler, SequentialSampler)
+    assert isinstance(trainer.val_dataloaders.sampler, SequentialSampler)
