@@ -473,3 +473,45 @@ def test_a_root_run_that_blocks_past_the_lease_keeps_its_run(lk):
     assert proc.returncode == 0, proc.stderr
     calls = [e for e in lk.json_lines("history", "latest") if e["type"] == "work.status_changed"]
     assert [e["body"]["stage"] for e in calls] == ["running", "succeeded"], "the Work ran once, to its end"
+
+
+def test_the_data_dir_is_private(lk, tmp_path: Path):
+    """The data dir holds the tokens, the database and the pickled apps: 0700, and every file in it
+    0600 (nothing readable, let alone writable, by another user)."""
+    app = lk.app(
+        textwrap.dedent("""
+        from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+        class W(LightningWork):
+            def __init__(self):
+                super().__init__()
+                self.out = "lit://out.txt"
+            def run(self):
+                with open(self.out, "w") as f:
+                    f.write("secret")
+
+        class Root(LightningFlow):
+            def __init__(self):
+                super().__init__()
+                self.w = W()
+            def run(self):
+                self.w.run()
+                if self.w.has_succeeded:
+                    self.stop()
+
+        app = LightningApp(Root())
+    """)
+    )
+    lk("run", "app", app, check=True, timeout=60)
+    data = tmp_path / "data"
+    assert (data.stat().st_mode & 0o777) == 0o700
+    loose = []
+    for path in data.rglob("*"):
+        mode = path.stat().st_mode & 0o777
+        if path.is_file() and mode & 0o077:
+            loose.append(f"{path.relative_to(data)} {oct(mode)}")
+        if path.is_dir() and mode & 0o077:
+            loose.append(f"{path.relative_to(data)}/ {oct(mode)}")
+    assert not loose, loose
+    names = {p.name for p in data.iterdir()}
+    assert {"kernel.db", "artifacts", "nats"} <= names
