@@ -54,6 +54,25 @@ class LightningApp:
         return out
 
 
+def exec_file(path: str, name: str) -> types.ModuleType:
+    """Import the Python file ``path`` as module ``name``, with its folder on ``sys.path`` so the
+    modules beside it import too; a module that fails to run is not left in ``sys.modules``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise AppLoadError(f"{path!r} is not a Python file that can be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
 def load_app(path: str) -> tuple[LightningApp, types.ModuleType]:
     """Import the app file at ``path`` and return its LightningApp.
 
@@ -66,22 +85,11 @@ def load_app(path: str) -> tuple[LightningApp, types.ModuleType]:
     digest = hashlib.sha1(full.encode()).hexdigest()[:10]
     stem = os.path.splitext(os.path.basename(full))[0]
     mod_name = f"lk_app_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
-    spec = importlib.util.spec_from_file_location(mod_name, full)
-    if spec is None or spec.loader is None:
-        raise AppLoadError(f"{path!r} is not a Python file that can be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    app_dir = os.path.dirname(full)
-    if app_dir not in sys.path:
-        sys.path.insert(0, app_dir)
     try:
-        spec.loader.exec_module(module)
-    except SystemExit:
-        raise
-    except AppLoadError:
+        module = exec_file(full, mod_name)
+    except (SystemExit, AppLoadError):
         raise
     except Exception as exc:
-        del sys.modules[mod_name]
         raise AppLoadError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
     apps = [v for v in vars(module).values() if isinstance(v, LightningApp)]
     if not apps:

@@ -87,6 +87,17 @@ class StreamState:
     """True when this connection created the stream just now."""
 
 
+def _stream_state(name: str, info: Any, created: bool) -> StreamState:
+    return StreamState(
+        name=name,
+        id=(info.config.metadata or {}).get(STREAM_ID, ""),
+        first_seq=int(info.state.first_seq or 0),
+        last_seq=int(info.state.last_seq or 0),
+        messages=int(info.state.messages or 0),
+        created=created,
+    )
+
+
 class Bus:
     """A connection to NATS with JetStream."""
 
@@ -208,25 +219,10 @@ class Bus:
             config = info.config
             config.metadata = {**(config.metadata or {}), STREAM_ID: secrets.token_hex(8)}
             info = await self.js.update_stream(config)
-        return StreamState(
-            name=name,
-            id=(info.config.metadata or {}).get(STREAM_ID, ""),
-            first_seq=int(info.state.first_seq or 0),
-            last_seq=int(info.state.last_seq or 0),
-            messages=int(info.state.messages or 0),
-            created=created,
-        )
+        return _stream_state(name, info, created)
 
     async def stream_state(self, name: str) -> StreamState:
-        info = await self.js.stream_info(name)
-        return StreamState(
-            name=name,
-            id=(info.config.metadata or {}).get(STREAM_ID, ""),
-            first_seq=int(info.state.first_seq or 0),
-            last_seq=int(info.state.last_seq or 0),
-            messages=int(info.state.messages or 0),
-            created=False,
-        )
+        return _stream_state(name, await self.js.stream_info(name), created=False)
 
     async def recreate_stream(self, name: str, first_seq: int) -> StreamState:
         """Delete stream ``name`` and make it anew, numbering from ``first_seq`` (``db adopt-stream``)."""

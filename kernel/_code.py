@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
-import importlib.util
 import io
 import os
 import secrets
@@ -217,21 +216,12 @@ def unpack(data: bytes, ref: str, root: str | None = None) -> str:
 def import_app(root: str, module: str, entry: str) -> types.ModuleType:
     """Import the app file ``entry`` of the unpacked folder ``root`` as ``module`` (once per process),
     with the folder on ``sys.path`` so the modules beside it import too."""
+    from ._app import exec_file
+
     existing = sys.modules.get(module)
     if existing is not None:
         return existing
     path = os.path.join(root, entry)
-    spec = importlib.util.spec_from_file_location(module, path)
-    if spec is None or spec.loader is None:
+    if not os.path.isfile(path):
         raise AppLoadError(f"the app's code has no Python file {entry!r} (artifact at {root})")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[module] = mod
-    folder = os.path.dirname(path)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    try:
-        spec.loader.exec_module(mod)
-    except BaseException:
-        del sys.modules[module]
-        raise
-    return mod
+    return exec_file(path, module)
