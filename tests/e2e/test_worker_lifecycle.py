@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _guard import processes_with_env, wait_until
 
 ONE_AT_A_TIME = """
 import fcntl, os, time
@@ -50,15 +51,6 @@ app = LightningApp(Root())
 """
 
 
-def _wait(predicate, what: str, timeout: float = 60.0, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(every)
-    raise AssertionError(f"after {timeout} s, still waiting for {what}")
-
-
 def _step(lk) -> int:
     out = lk("state", "latest", "--json")
     if out.returncode != 0:
@@ -66,24 +58,9 @@ def _step(lk) -> int:
     return int(json.loads(out.stdout)["root"]["works"]["steps"]["vars"]["step"])
 
 
-def _processes_of(marker: str) -> list[str]:
-    """Live processes whose command line or environment mentions ``marker`` (the test's folder)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and (marker in cmd or marker in env):
-            found.append(f"{pid}: {cmd[:120]}")
-    return found
+def _processes_of(data: Path) -> list[str]:
+    """The live processes of the kernel that ran on ``data`` (they inherit its ``LK_DATA_DIR``)."""
+    return [f"{pid}: {cmd[:120]}" for pid, cmd in processes_with_env("LK_DATA_DIR", str(data))]
 
 
 @pytest.fixture
@@ -137,7 +114,7 @@ def test_the_log_records_each_worker_and_stamps_its_events(lk):
 def test_a_kernel_killed_mid_call_never_leaves_two_copies(lk, one_at_a_time):
     app, overlap = one_at_a_time
     proc = lk.popen("run", "app", app)
-    _wait(lambda: _step(lk) >= 5, "five steps")
+    wait_until("five steps", lambda: _step(lk) >= 5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     resumed = lk("resume", "latest", check=True, timeout=120)
@@ -155,9 +132,8 @@ def test_a_kernel_killed_mid_call_never_leaves_two_copies(lk, one_at_a_time):
 def test_nothing_of_a_run_outlives_a_kill_9(lk, one_at_a_time, tmp_path: Path, also):
     app, _ = one_at_a_time
     proc = lk.popen("run", "app", app)
-    _wait(lambda: _step(lk) >= 3, "three steps")
-    marker = str(tmp_path)
-    before = _processes_of(marker)
+    wait_until("three steps", lambda: _step(lk) >= 3)
+    before = _processes_of(tmp_path / "data")
     assert len(before) >= 3, before  # the kernel, its nats-server, the forkserver, the worker
     proc.send_signal(signal.SIGKILL)
     if also != "kernel":
@@ -167,7 +143,7 @@ def test_nothing_of_a_run_outlives_a_kill_9(lk, one_at_a_time, tmp_path: Path, a
                 os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=30)
     started = time.monotonic()
-    _wait(lambda: not _processes_of(marker), "every process of the run to end", timeout=30)
+    wait_until("every process of the run to end", lambda: not _processes_of(tmp_path / "data"), timeout=30)
     print(f"everything gone {time.monotonic() - started:.1f} s after the kill")
 
 
@@ -227,10 +203,10 @@ def test_a_call_between_its_command_and_run_never_runs_after_its_kernel_died(lk,
             partial = any(p.name.startswith(".lk-partial-") for p in works.glob("*/root.consumer/**/*"))
             return partial or proc.poll() is not None
 
-        _wait(copying, "the input to be copied", timeout=120, every=0.005)
+        wait_until("the input to be copied", copying, timeout=120, every=0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        _wait(lambda: not _processes_of(str(tmp_path / "data")), "the run's processes to end", timeout=30)
+        wait_until("the run's processes to end", lambda: not _processes_of(tmp_path / "data"), timeout=30)
         if not mark.exists():
             break  # the kill landed between the command and run(), and run() never started
         lk("stop", "latest")
