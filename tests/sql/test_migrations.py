@@ -127,3 +127,45 @@ def test_schema_from_a_newer_release_is_refused_clearly(store_url: str) -> None:
         open_store(store_url)
     assert "'9999_future'" in info.value.reason
     assert "a newer lightning-kernel wrote it" in info.value.reason
+
+
+def test_a_database_at_0001_with_runs_upgrades_keeping_them(store_url: str) -> None:
+    """A database written by a kernel from before the meta table keeps every row; the recorder then
+    counts its newest event as its position (``_binding``)."""
+    from lightning_kernel._records import Batch, EventRecord, RunInfo
+
+    store = open_store(store_url)
+    try:
+        with store.engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0001_initial")
+        assert "meta" not in _tables(store_url)
+        events = [
+            EventRecord(
+                seq=s,
+                id=f"e{s}",
+                run_id="r1",
+                type="run.created" if s == 1 else "x",
+                version=1,
+                ts=1.0,
+                source="k",
+                body={},
+            )
+            for s in range(1, 6)
+        ]
+        run = RunInfo(
+            id="r1",
+            name="old",
+            app_file="a.py",
+            status="succeeded",
+            created_at=1.0,
+            updated_at=2.0,
+            last_seq=5,
+        )
+        store.write(Batch(events=events, runs=[run]))
+        store.upgrade()
+        assert store.revision() == schema.HEAD_REVISION
+        assert [e.seq for e in store.events("r1")] == [1, 2, 3, 4, 5]
+        assert store.run("r1").name == "old"
+        assert store.meta() == {} and store.max_seq() == 5
+    finally:
+        store.close()
