@@ -266,6 +266,37 @@ class EventStoreContract:
 
     # -- the store as a whole -----------------------------------------------------------------------
 
+    def test_max_log_seq(self, store: EventStore) -> None:
+        assert store.max_log_seq() == 0
+        store.write(Batch(logs=[log_line(4), log_line(9)]))
+        assert store.max_log_seq() == 9
+
+    # -- meta ---------------------------------------------------------------------------------------
+
+    def test_meta_is_written_with_a_batch_and_overwritten(self, store: EventStore) -> None:
+        assert store.meta() == {}
+        store.write(Batch(events=[event(1)], meta={"position": "1", "stream_id": "s1"}))
+        store.write(Batch(meta={"position": "7"}))
+        assert store.meta() == {"position": "7", "stream_id": "s1"}
+
+    def test_meta_is_part_of_the_batch_transaction(self, store: EventStore) -> None:
+        store.write(Batch(events=[event(1)], meta={"position": "1"}))
+        clash = EventRecord(1, "other-id", "run-a", "X", 1, 1.0, "s", {})
+        with pytest.raises(StoreError):
+            store.write(Batch(events=[clash], meta={"position": "99"}))
+        assert store.meta() == {"position": "1"}, "a failed batch moves no position"
+
+    def test_set_meta_once_keeps_the_first_value(self, store: EventStore) -> None:
+        assert store.set_meta_once("db_id", "first") == "first"
+        assert store.set_meta_once("db_id", "second") == "first"
+        assert store.meta()["db_id"] == "first"
+
+    def test_set_run_status(self, store: EventStore) -> None:
+        store.write(Batch(events=[event(1)], runs=[run_info("run-a", last_seq=1)]))
+        store.set_run_status("run-a", "interrupted", "lost NATS")
+        info = store.run("run-a")
+        assert (info.status, info.message, info.last_seq) == ("interrupted", "lost NATS", 1)
+
     def test_upgrade_twice_is_harmless(self, store: EventStore) -> None:
         store.write(Batch(events=[event(1)]))
         store.upgrade()
