@@ -136,9 +136,9 @@ class EvaluationLoop:
         module = trainer.lightning_module
         modes = _ModuleModes(module)
         trainer._call_module_hook(f"on_{prefix}_model_eval")
+        self.results.reset()  # before on_*_start: what it logs counts in this run (PL)
         trainer._call(f"on_{prefix}_start")
         connector.first_loop_iter = None
-        self.results.reset()
         self.batch_progress.reset_on_run()
         trainer._call(f"on_{prefix}_epoch_start")
         multiple = len(self.loaders) > 1

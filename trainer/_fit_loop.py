@@ -136,6 +136,8 @@ class FitLoop(FitLoopState):
         k = self.trainer.accumulate_grad_batches
         return k > 1 and (self.batch_idx + 1) % k != 0 and not self.is_last_batch
 
+    _should_accumulate = should_accumulate  # PL's name (its callbacks and tests call it)
+
     def _can_stop_early(self) -> bool:
         met_epochs = self.epoch_processed >= self.min_epochs if self.min_epochs else True
         met_steps = self.global_step >= self.min_steps if self.min_steps else True
@@ -182,6 +184,9 @@ class FitLoop(FitLoopState):
         ):
             self.val_loop.setup_data()
         self._prepare_fast_path()
+        # emptied here and after each epoch's metrics went out (PL): what on_train_start and
+        # on_train_epoch_start log counts in the first epoch
+        self.results.reset()
         if trainer.barebones:
             from ._barebones import STARTED
 
@@ -199,7 +204,6 @@ class FitLoop(FitLoopState):
         self.setup_data()
         loader = self.train_dataloader
         _data.set_sampler_epoch(loader, self.epoch_processed)
-        self.results.reset()
         skip = 0
         if restart is None or restart["batches_done"] == 0:
             if restart is not None:

@@ -76,6 +76,7 @@ class LoggerConnector:
         self._progress_bar_metrics = {}
 
     # -- loggers -----------------------------------------------------------------------------
+    @property
     def should_update_logs(self) -> bool:
         trainer = self.trainer
         every = trainer.log_every_n_steps
@@ -111,7 +112,9 @@ class LoggerConnector:
     def update_eval_step_metrics(self, step: int) -> None:
         results = self.trainer._results
         if results is not None and self.trainer.loggers:
-            self.log_metrics(results.metrics(self.trainer, on_step=True)[1], step=step)
+            # this dataloader's values only: another loader's last step value is not of this step
+            metrics = results.metrics(self.trainer, on_step=True, dataloader_idx=results.dataloader_idx)
+            self.log_metrics(metrics[1], step=step)
 
     def update_eval_epoch_metrics(self, dataloader_idx: int | None) -> dict[str, Tensor]:
         """The epoch values of one eval dataloader (and of the epoch-end hooks), for ``validate()``'s result."""

@@ -10,6 +10,7 @@ per hook and reductions are PL 2.x's.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,7 +41,10 @@ _EVAL = _FxOptions((False, True), (False, True), False, True)
 FX_OPTIONS: dict[str, _FxOptions] = {
     "training_step": _STEP,
     "on_before_backward": _STEP,
+    "backward": _STEP,
     "on_after_backward": _STEP,
+    "configure_gradient_clipping": _STEP,
+    "clip_gradients": _STEP,
     "on_before_optimizer_step": _STEP,
     "optimizer_step": _STEP,
     "on_before_zero_grad": _STEP,
@@ -84,6 +88,18 @@ _REDUCTIONS: dict[Any, str] = {
 }
 
 
+def is_torchmetric(value: Any) -> bool:
+    """Whether ``value`` is a ``torchmetrics.Metric`` (without importing torchmetrics: if nobody did,
+    no value can be one)."""
+    module = sys.modules.get("torchmetrics")
+    return module is not None and isinstance(value, module.Metric)
+
+
+def is_metric_collection(value: Any) -> bool:
+    module = sys.modules.get("torchmetrics")
+    return module is not None and isinstance(value, module.MetricCollection)
+
+
 def _float_dtype() -> torch.dtype:
     dtype = torch.get_default_dtype()
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
@@ -95,6 +111,7 @@ class _Metric:
     __slots__ = (
         "add_dl_idx",
         "args",
+        "computed",
         "dl_idx",
         "fx",
         "last",
@@ -106,6 +123,7 @@ class _Metric:
         "reduce",
         "sizes",
         "sync",
+        "tm",
         "updated",
         "values",
     )
@@ -124,6 +142,8 @@ class _Metric:
         self.values: list[Tensor] = []
         self.sizes: list[float] = []
         self.updated = False
+        self.tm: Any = None  # a logged torchmetrics.Metric: its compute() is the epoch value
+        self.computed: Tensor | None = None
 
     def names(self, on_step: bool) -> tuple[str, str]:
         name = self.name
@@ -148,6 +168,16 @@ class _Metric:
         return (stacked.max() if self.reduce == "max" else stacked.min()), 1.0
 
     def compute(self, trainer: Trainer) -> Tensor | None:
+        if self.tm is not None:
+            if self.computed is None:
+                value = self.tm.compute()  # the metric syncs its own states across processes
+                if not isinstance(value, Tensor):
+                    raise ValueError(
+                        f"The `.compute()` return of the metric logged as {self.name!r} must be a tensor. "
+                        f"Found {value}"
+                    )
+                self.computed = value.detach()
+            return self.computed
         if not self.values:
             return None
         value, size = self._reduce_local()
@@ -190,8 +220,8 @@ class ResultCollection:
         batch_size: int | None,
         rank_zero_only: bool,
     ) -> None:
-        dl_idx = self.dataloader_idx if add_dataloader_idx else None
-        key = (fx or "", name, dl_idx)
+        dl_idx = self.dataloader_idx
+        key = (fx or "", name, dl_idx if add_dataloader_idx else None)
         metric = self._metrics.get(key)
         args = (prog_bar, logger, on_step, on_epoch, reduce_fx, enable_graph, sync_dist, add_dataloader_idx)
         if metric is None:
@@ -212,9 +242,15 @@ class ResultCollection:
             )
             metric = self._metrics[key] = _Metric(fx or "", name, args, opts)
         elif metric.args != args:
+            # what is wrong with the new arguments is said first, as PL checks them before comparing
+            _options(fx, name, value, prog_bar, logger, on_step, on_epoch, reduce_fx, sync_dist, rank_zero_only,
+                     dl_idx, add_dataloader_idx, trainer)  # fmt: skip
             raise MisconfigurationException(
-                f"You called `self.log({name!r}, ...)` twice in `{fx}` with different arguments. This is not allowed"
+                f"You called `self.log({name}, ...)` twice in `{fx}` with different arguments. This is not allowed"
             )
+        if metric.tm is not None or is_torchmetric(value):
+            self._log_torchmetric(metric, value, enable_graph)
+            return
         value = _as_tensor(value, name, fx, enable_graph, trainer)
         if metric.on_step:
             metric.last = value
@@ -232,6 +268,22 @@ class ResultCollection:
             metric.values.append(value)
             if len(metric.values) >= _FOLD_EVERY:
                 metric.fold()
+        metric.updated = True
+
+    @staticmethod
+    def _log_torchmetric(metric: _Metric, value: Any, enable_graph: bool) -> None:
+        """A ``torchmetrics.Metric`` (updated by the step): the batch value its forward computed is the step
+        value, its ``compute()`` over the epoch the epoch value; it is reset when the results are."""
+        if not is_torchmetric(value):
+            raise MisconfigurationException(
+                f"You called `self.log({metric.name!r}, ...)` with a `torchmetrics.Metric` before; log the same "
+                f"kind of value each time, not a {type(value).__name__}"
+            )
+        metric.tm = value
+        metric.computed = None
+        if metric.on_step:
+            cache = value._forward_cache
+            metric.last = cache if cache is None or enable_graph else cache.detach()
         metric.updated = True
 
     def metrics(
@@ -270,6 +322,9 @@ class ResultCollection:
             m.last = None
             m.values = []
             m.sizes = []
+            if m.tm is not None and m.updated:
+                m.tm.reset()  # PL resets logged metrics once their epoch is over
+                m.computed = None
             m.updated = False
 
 
@@ -291,37 +346,44 @@ def _options(
     """Validate a first ``self.log`` call of a key and fill in PL's defaults for its hook."""
     if fx is None:
         raise MisconfigurationException(
-            f"self.log({name!r}) was called outside of a LightningModule or Callback hook; log from a hook"
+            "You are trying to `self.log()` but it is not managed by the `Trainer` control flow"
         )
     hook = fx[len("Callback.") :] if fx.startswith("Callback.") else fx
     fx_opts = FX_OPTIONS.get(hook)
     if fx_opts is None:
-        raise MisconfigurationException(f"You can't `self.log()` inside `{hook}`.")
+        raise MisconfigurationException(
+            f"You can't `self.log()` inside `{hook}`. HINT: You can still log directly to the logger by using "
+            "`self.logger.experiment`."
+        )
     if on_step is None:
         on_step = fx_opts.default_on_step
     if on_epoch is None:
         on_epoch = fx_opts.default_on_epoch
     if on_step not in fx_opts.allowed_on_step:
         raise MisconfigurationException(
-            f"You can't `self.log({name!r}, on_step={on_step})` inside `{hook}`, must be one of "
-            f"{fx_opts.allowed_on_step}."
+            f"You can't `self.log(on_step={on_step})` inside `{hook}`, must be one of {fx_opts.allowed_on_step}."
         )
     if on_epoch not in fx_opts.allowed_on_epoch:
         raise MisconfigurationException(
-            f"You can't `self.log({name!r}, on_epoch={on_epoch})` inside `{hook}`, must be one of "
-            f"{fx_opts.allowed_on_epoch}."
+            f"You can't `self.log(on_epoch={on_epoch})` inside `{hook}`, must be one of {fx_opts.allowed_on_epoch}."
         )
-    if isinstance(value, Mapping):
+    if not on_step and not on_epoch:
+        raise MisconfigurationException("`self.log(on_step=False, on_epoch=False)` is not useful.")
+    if is_torchmetric(value):
+        reduce_fx = "mean"  # a metric reduces itself; PL ignores the option for it
+        sync_dist = False  # and syncs itself
+    elif isinstance(value, Mapping):
         if any(isinstance(v, Mapping) for v in value.values()):
             raise ValueError(
                 f"`self.log({name}, {value})` was called, but nested dictionaries cannot be logged"
             )
-        raise MisconfigurationException(
-            f"self.log({name!r}) got a dict; use self.log_dict for several values"
+        raise ValueError(
+            f"`self.log({name}, {value})` was called, but `{type(value).__name__}` values cannot be logged"
         )
-    if DATALOADER_SUFFIX.format("")[1:] in name:
+    if add_dl_idx and DATALOADER_SUFFIX.format("") in name:
         raise MisconfigurationException(
-            f"self.log({name!r}): the name may not contain {DATALOADER_SUFFIX.format('')[1:]!r}, it is added for you"
+            f"You called `self.log` with the key `{name}` but it should not contain information about "
+            "`dataloader_idx` when `add_dataloader_idx=True`"
         )
     key = reduce_fx.lower() if isinstance(reduce_fx, str) else reduce_fx
     try:

@@ -11,12 +11,27 @@ from torch.optim import Optimizer
 from . import _barebones
 from ._errors import MisconfigurationException
 from ._hparams import HyperparametersMixin
+from ._logging import is_metric_collection, is_torchmetric
 from ._module_hooks import ModuleHooks
 from ._rank_zero import rank_zero_warn
 
 if TYPE_CHECKING:
     from ._optim import LightningOptimizer
     from ._trainer import Trainer
+
+
+_tracing = [False]
+"""True while torch.jit traces or scripts a module (it reads every attribute, ``trainer`` too)."""
+
+
+@contextmanager
+def jit_tracing() -> Generator[None, None, None]:
+    """While torch.jit traces a module outside a run (``log_graph``, ``to_torchscript``)."""
+    previous, _tracing[0] = _tracing[0], True
+    try:
+        yield
+    finally:
+        _tracing[0] = previous
 
 
 class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
@@ -41,9 +56,9 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
     # -- attachment and placement -------------------------------------------------------------
     @property
     def trainer(self) -> "Trainer":
-        if self._trainer is None:
+        if self._trainer is None and not _tracing[0]:
             raise RuntimeError(f"{type(self).__qualname__} is not attached to a `Trainer`.")
-        return self._trainer
+        return self._trainer  # type: ignore[return-value]  # None only while torch.jit looks at the module
 
     @trainer.setter
     def trainer(self, trainer: "Trainer | None") -> None:
@@ -164,6 +179,8 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
                 "You are trying to `self.log()` but the loop's result collection is not registered yet. This is "
                 "most likely because you are trying to log in a `predict` hook, but it doesn't support logging"
             )
+        if metric_attribute is None and not isinstance(value, (Tensor, int, float)) and is_torchmetric(value):
+            self._find_metric_attribute(name, value)
         results.log(
             trainer,
             self._current_fx_name,
@@ -181,6 +198,23 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
             rank_zero_only,
         )
 
+    def _find_metric_attribute(self, name: str, metric: Any) -> str:
+        """The attribute a logged ``torchmetrics.Metric`` is (PL requires it to be one of the module's)."""
+        found = {id(m): n for n, m in self.named_modules() if is_torchmetric(m)}
+        if not found:
+            raise MisconfigurationException(
+                "Could not find the `LightningModule` attribute for the `torchmetrics.Metric` logged. You can fix "
+                "this by setting an attribute for the metric in your `LightningModule`."
+            )
+        attribute = found.get(id(metric))
+        if attribute is None:
+            raise MisconfigurationException(
+                "Could not find the `LightningModule` attribute for the `torchmetrics.Metric` logged. You can fix "
+                f"this by calling `self.log({name}, ..., metric_attribute=name)` where `name` is one of "
+                f"{list(found.values())}"
+            )
+        return attribute
+
     def log_dict(
         self,
         dictionary: Mapping[str, Any],
@@ -196,11 +230,17 @@ class LightningModule(HyperparametersMixin, ModuleHooks, nn.Module):
         batch_size: int | None = None,
         rank_zero_only: bool = False,
     ) -> None:
-        if any(isinstance(v, Mapping) for v in dictionary.values()):
-            raise ValueError(
-                f"`self.log_dict({dictionary})` was called, but nested dictionaries cannot be logged"
-            )
-        for name, value in dictionary.items():
+        if is_metric_collection(dictionary):
+            # its metrics under their prefixed names; with compute groups, without copying shared states
+            collection: Any = dictionary
+            items = collection.items(keep_base=False, copy_state=not collection._enable_compute_groups)
+        else:
+            if any(isinstance(v, Mapping) for v in dictionary.values()):
+                raise ValueError(
+                    f"`self.log_dict({dictionary})` was called, but nested dictionaries cannot be logged"
+                )
+            items = dictionary.items()
+        for name, value in items:
             self.log(
                 name,
                 value,

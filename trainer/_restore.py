@@ -43,7 +43,11 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
     if not weights_only:
         checkpoint["callbacks"] = {}
         for callback in trainer.callbacks:
-            state = callback.state_dict() if hasattr(callback, "state_dict") else None
+            state = (
+                trainer._call_callback_method(callback, "state_dict")
+                if hasattr(callback, "state_dict")
+                else None
+            )
             if state:
                 checkpoint["callbacks"][callback.state_key] = state
         checkpoint["optimizer_states"] = [opt.state_dict() for opt in trainer.optimizers]
@@ -66,9 +70,8 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
             checkpoint[type(datamodule).__qualname__] = dm_state
     if not weights_only:
         for callback in trainer.callbacks:
-            hook = getattr(callback, "on_save_checkpoint", None)
-            if callable(hook):
-                hook(trainer, module, checkpoint)
+            if callable(getattr(callback, "on_save_checkpoint", None)):
+                trainer._call_callback_method(callback, "on_save_checkpoint", trainer, module, checkpoint)
     trainer._call_module_hook("on_save_checkpoint", checkpoint)
     return checkpoint
 
@@ -172,16 +175,15 @@ def restore_modules_and_callbacks(trainer: Trainer, path: str) -> dict[str, Any]
     if trainer.state.fn == TrainerFn.FITTING:
         states = checkpoint.get("callbacks") or {}
         for callback in trainer.callbacks:
-            hook = getattr(callback, "on_load_checkpoint", None)
-            if callable(hook):
-                hook(trainer, module, checkpoint)
+            if callable(getattr(callback, "on_load_checkpoint", None)):
+                trainer._call_callback_method(callback, "on_load_checkpoint", trainer, module, checkpoint)
         present = set()
         for callback in trainer.callbacks:
             key = getattr(callback, "state_key", type(callback).__qualname__)
             present.add(key)
             state = states.get(key, states.get(type(callback)))
             if state and hasattr(callback, "load_state_dict"):
-                callback.load_state_dict(copy.deepcopy(state))
+                trainer._call_callback_method(callback, "load_state_dict", copy.deepcopy(state))
         missing = [k for k in states if k not in present and not isinstance(k, type)]
         if missing:
             warnings.warn(

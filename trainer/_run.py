@@ -91,6 +91,10 @@ def run(trainer: Trainer, model: LightningModule, ckpt_path: str | None) -> Any:
     model.trainer = trainer
     model_callbacks = trainer._call_module_hook("configure_callbacks")
     trainer.callbacks = merge_model_callbacks(trainer.callbacks, model_callbacks)
+    for callback in trainer.callbacks:
+        # PL lets a callback log as the module does: `self.log(...)` in its hooks
+        with contextlib.suppress(AttributeError):
+            callback.log, callback.log_dict = model.log, model.log_dict
     link = trainer._work_link
     if link is not None:  # inside a LightningWork: checkpoints into its folder, resume (see _in_work.py)
         ckpt_path = link.before_run(fn, ckpt_path)
@@ -172,9 +176,9 @@ def _call_setup_like(name: str, trainer: Trainer, fn: TrainerFn) -> None:
     """``setup``/``teardown``: the datamodule's, the callbacks', then the module's."""
     datamodule = trainer.datamodule
     if datamodule is not None:
-        trainer._call_datamodule_hook(name, stage=fn.value)
-    trainer._call_callbacks(name, fn.value)
-    trainer._call_module_hook(name, stage=fn.value)
+        trainer._call_datamodule_hook(name, stage=fn)
+    trainer._call_callbacks(name, fn)
+    trainer._call_module_hook(name, stage=fn)
 
 
 def _verify(trainer: Trainer, model: LightningModule, fn: TrainerFn) -> None:

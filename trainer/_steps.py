@@ -111,6 +111,19 @@ class StepsMixin:
         finally:
             module.__dict__["_current_fx_name"] = previous
 
+    def _call_callback_method(self, callback: Any, name: str, *args: Any) -> Any:
+        """A callback's ``name`` called by the Trainer outside the hook table (checkpoint hooks, state)."""
+        module = self._module
+        previous = module._current_fx_name
+        module.__dict__["_current_fx_name"] = name
+        try:
+            with self.profiler.profile(
+                f"[Callback]{getattr(callback, 'state_key', type(callback).__name__)}.{name}"
+            ):
+                return getattr(callback, name)(*args)
+        finally:
+            module.__dict__["_current_fx_name"] = previous
+
     def _call_datamodule_hook(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """The datamodule's ``name`` (profiled as PL names it)."""
         datamodule = self._data.datamodule
@@ -244,9 +257,17 @@ class StepsMixin:
         if self._skip_transfer:
             return batch
         owner = self._batch_hook_owner
-        batch = owner["on_before_batch_transfer"](batch, dataloader_idx)
-        batch = owner["transfer_batch_to_device"](batch, self.strategy.root_device, dataloader_idx)
-        return owner["on_after_batch_transfer"](batch, dataloader_idx)
+        module = self._module
+        previous = module._current_fx_name
+        try:  # each under its own name, as PL runs them (self.log says it cannot log there)
+            module.__dict__["_current_fx_name"] = "on_before_batch_transfer"
+            batch = owner["on_before_batch_transfer"](batch, dataloader_idx)
+            module.__dict__["_current_fx_name"] = "transfer_batch_to_device"
+            batch = owner["transfer_batch_to_device"](batch, self.strategy.root_device, dataloader_idx)
+            module.__dict__["_current_fx_name"] = "on_after_batch_transfer"
+            return owner["on_after_batch_transfer"](batch, dataloader_idx)
+        finally:
+            module.__dict__["_current_fx_name"] = previous
 
     def _run_step(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         module = self._module

@@ -215,7 +215,7 @@ def test_sanity_check_metrics_are_discarded(tmp_path: Path) -> None:
         ("on_train_epoch_end", {"on_step": True}, MisconfigurationException, "on_step=True.*must be one of"),
         ("training_step", {"value": torch.ones(2)}, ValueError, "the tensor must have a single element"),
         ("training_step", {"reduce_fx": "median"}, MisconfigurationException, "Found: median"),
-        ("training_step", {"value": {"a": 1}}, MisconfigurationException, "use self.log_dict"),
+        ("training_step", {"value": {"a": 1}}, ValueError, "`dict` values cannot be logged"),
         ("training_step", {"value": {"a": {"b": 1}}}, ValueError, "nested dictionaries cannot be logged"),
         ("training_step", {"value": "x"}, ValueError, "`str` values cannot be logged"),
         (

@@ -201,12 +201,10 @@ def save_hparams_to_yaml(path: str, hparams: Mapping[str, Any] | Namespace) -> N
     for key, value in convert_params(hparams).items():
         value = value.name if isinstance(value, Enum) else value
         try:
-            yaml.safe_dump(value)
-        except yaml.YAMLError:
+            yaml.safe_dump({key: value})  # the key too: a complex or tuple key is no plain YAML either
+        except (yaml.YAMLError, TypeError, ValueError):
             warnings.warn(
-                f"Skipping hyper-parameter {key!r} in {path}: a {type(value).__name__} cannot be written as "
-                "plain YAML.",
-                stacklevel=2,
+                f"Skipping '{key}' parameter because it is not possible to safely dump to YAML.", stacklevel=2
             )
             continue
         allowed[key] = value

@@ -13,6 +13,7 @@ from argparse import Namespace
 from typing import Any
 
 from .._fs import filesystem
+from .._rank_zero import rank_zero_warn
 from ._base import (
     Logger,
     add_prefix,
@@ -36,9 +37,16 @@ class ExperimentWriter:
         self.metrics: list[dict[str, Any]] = []
         self.metrics_keys: list[str] = []
         self._fs, self._dir = filesystem(log_dir)
-        self._fs.makedirs(self._dir, exist_ok=True)
         self.metrics_file_path = os.path.join(log_dir, self.NAME_METRICS_FILE)
         self._metrics_file = os.path.join(self._dir, self.NAME_METRICS_FILE)
+        if self._fs.isdir(self._dir) and self._fs.ls(self._dir):
+            rank_zero_warn(
+                f"Experiment logs directory {log_dir} exists and is not empty. Previous log files in this directory "
+                "will be deleted when the new ones are saved!"
+            )
+            if self._fs.isfile(self._metrics_file):
+                self._fs.rm_file(self._metrics_file)  # this run's rows start a new file, as in PL
+        self._fs.makedirs(self._dir, exist_ok=True)
 
     def log_hparams(self, params: dict[str, Any]) -> None:
         # written now, as PL does: tools read hparams.yaml while the run goes on
@@ -144,7 +152,7 @@ class CSVLogger(Logger):
 
     @property
     def root_dir(self) -> str:
-        return os.path.join(self._save_dir, self._name)
+        return os.path.join(self.save_dir, self.name)
 
     @property
     def log_dir(self) -> str:

@@ -108,7 +108,8 @@ class TensorBoardLogger(Logger):
 
     @property
     def root_dir(self) -> str:
-        return os.path.join(self._save_dir, self._name) if self._name else self._save_dir
+        name = self.name  # a subclass may define name (and version) as properties of its own
+        return os.path.join(self.save_dir, name) if name else self.save_dir
 
     @property
     def log_dir(self) -> str:
@@ -134,8 +135,7 @@ class TensorBoardLogger(Logger):
         self,
         params: dict[str, Any] | Namespace | None = None,
         metrics: dict[str, Any] | float | None = None,
-        *args: Any,
-        **kwargs: Any,
+        step: int | None = None,
     ) -> None:
         """Record ``params`` for ``hparams.yaml`` and TensorBoard's HParams tab, with ``metrics``
         (``hp_metric = -1`` by default) as the values the tab compares."""
@@ -153,12 +153,12 @@ class TensorBoardLogger(Logger):
         if metrics:
             from torch.utils.tensorboard.summary import hparams
 
-            self.log_metrics(metrics, 0)
-            exp, ssi, sei = hparams(flat, {})
+            self.log_metrics(metrics, step)
+            exp, ssi, sei = hparams(flat, metrics)
             writer = self.experiment._get_file_writer()
-            writer.add_summary(exp)
-            writer.add_summary(ssi)
-            writer.add_summary(sei)
+            writer.add_summary(exp, step)
+            writer.add_summary(ssi, step)
+            writer.add_summary(sei, step)
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
@@ -180,20 +180,30 @@ class TensorBoardLogger(Logger):
     def log_graph(self, model: Any, input_array: Any = None) -> None:
         if not self._log_graph:
             return
+        import torch
+
         input_array = getattr(model, "example_input_array", None) if input_array is None else input_array
         if input_array is None:
             warnings.warn(
-                "TensorBoardLogger(log_graph=True) could not log the graph: set `example_input_array` on "
-                "the LightningModule or pass `input_array` to `log_graph`.",
+                "Could not log computational graph to TensorBoard: The `model.example_input_array` attribute is not "
+                "set or `input_array` was not given.",
                 stacklevel=2,
             )
             return
-        import torch
+        if not isinstance(input_array, (torch.Tensor, tuple)):
+            warnings.warn(
+                "Could not log computational graph to TensorBoard: The `input_array` or `model.example_input_array` "
+                f"has type {type(input_array)} which can't be traced by TensorBoard. Make the input array a tuple "
+                "representing the positional arguments to the model's `forward()` implementation.",
+                stacklevel=2,
+            )
+            return
+        from .._data import move_data_to_device
+        from .._module import jit_tracing
 
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        if isinstance(input_array, torch.Tensor):
-            input_array = input_array.to(device)
-        with warnings.catch_warnings():
+        input_array = move_data_to_device(input_array, device)
+        with warnings.catch_warnings(), jit_tracing():
             # SummaryWriter traces with torch.jit, which torch now marks deprecated: not the user's to fix
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
             self.experiment.add_graph(model, input_array)

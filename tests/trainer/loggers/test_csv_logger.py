@@ -60,7 +60,9 @@ def test_prefix_joins_with_dash(tmp_path: Path) -> None:
 
 def test_hparams_yaml_skips_values_yaml_cannot_hold(tmp_path: Path) -> None:
     logger = CSVLogger(tmp_path)
-    with pytest.warns(UserWarning, match="Skipping hyper-parameter 'net'"):
+    with pytest.warns(
+        UserWarning, match="Skipping 'net' parameter because it is not possible to safely dump to YAML"
+    ):
         logger.log_hyperparams(Namespace(lr=0.1, layers=[32, 64], net=object()))
         logger.save()
     with open(os.path.join(logger.log_dir, "hparams.yaml")) as f:

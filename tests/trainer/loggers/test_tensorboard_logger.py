@@ -34,7 +34,9 @@ def test_hparams_go_to_the_hparams_plugin_and_yaml(tmp_path: Path) -> None:
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     logger = TensorBoardLogger(tmp_path, name="exp")
-    with pytest.warns(UserWarning, match="Skipping hyper-parameter 'act'"):
+    with pytest.warns(
+        UserWarning, match="Skipping 'act' parameter because it is not possible to safely dump to YAML"
+    ):
         logger.log_hyperparams({"lr": 0.01, "net": {"depth": 3}, "act": torch.nn.ReLU})
     # written at log_hyperparams time, before anything is saved or finalized (as the CSV logger does)
     with open(os.path.join(logger.log_dir, "hparams.yaml")) as f:
