@@ -138,6 +138,10 @@ class FitLoop(FitLoopState):
 
     _should_accumulate = should_accumulate  # PL's name (its callbacks and tests call it)
 
+    def _get_monitor_value(self, key: str) -> Any:
+        """The value a scheduler's ``monitor`` names (PL's method of this name)."""
+        return self.trainer.callback_metrics.get(key)
+
     def _can_stop_early(self) -> bool:
         met_epochs = self.epoch_processed >= self.min_epochs if self.min_epochs else True
         met_steps = self.global_step >= self.min_steps if self.min_steps else True

@@ -244,7 +244,7 @@ def step_schedulers(trainer: "Trainer", interval: str, plateau: bool, batches_th
         metric = None
         if config.reduce_on_plateau:
             assert config.monitor is not None
-            metric = trainer.callback_metrics.get(config.monitor)
+            metric = trainer.fit_loop._get_monitor_value(config.monitor)
             if metric is None:
                 if config.strict:
                     raise MisconfigurationException(

@@ -30,6 +30,8 @@ def format_checkpoint_filename(
     metrics: dict[str, Any],
     prefix: str = "",
     auto_insert_metric_name: bool = True,
+    join_char: str = JOIN_CHAR,
+    equals_char: str = EQUALS_CHAR,
 ) -> str:
     """Fill a template: ``"{epoch}-{val_loss:.2f}"`` -> ``"epoch=3-val_loss=0.12"``.
 
@@ -37,21 +39,21 @@ def format_checkpoint_filename(
     rather than failing the save.
     """
     if not filename:
-        filename = "{epoch}" + JOIN_CHAR + "{step}"
+        filename = "{epoch}" + join_char + "{step}"
     metrics = dict(metrics)
     # longest first, so "{epoch_test}" is not half-replaced as "{epoch}"
     groups = sorted(re.findall(r"(\{.*?)[:\}]", filename), key=len, reverse=True)
     for group in groups:
         name = group[1:]
         if auto_insert_metric_name:
-            filename = filename.replace(group, name + EQUALS_CHAR + "{" + name)
+            filename = filename.replace(group, name + equals_char + "{" + name)
         # index by key so that names with dots ("val.loss") are not read as attributes
         filename = filename.replace(group, f"{{0[{name}]")
         if name not in metrics:
             metrics[name] = torch.tensor(0)
     filename = filename.format(metrics)
     if prefix:
-        filename = JOIN_CHAR.join([prefix, filename])
+        filename = join_char.join([prefix, filename])
     return filename
 
 
@@ -65,13 +67,18 @@ def link(filepath: str, linkpath: str) -> None:
     if is_local(linkpath):
         link_inner = filesystem(linkpath)[1]
         target = filesystem(filepath)[1]
-        if os.path.lexists(link_inner):
+        if os.path.isdir(link_inner) and not os.path.islink(link_inner):
+            shutil.rmtree(link_inner)  # a folder in the way (a sharded checkpoint's) is replaced too
+        elif os.path.lexists(link_inner):
             os.remove(link_inner)
         try:
-            os.symlink(os.path.relpath(target, os.path.dirname(link_inner)), link_inner)
+            os.symlink(os.path.relpath(target, os.path.dirname(os.path.abspath(link_inner))), link_inner)
         except OSError:
             # some filesystems refuse symlinks: a copy still gives a usable last.ckpt
-            shutil.copy(target, link_inner)
+            if os.path.isdir(target):
+                shutil.copytree(target, link_inner)
+            else:
+                shutil.copy(target, link_inner)
         return
     fs, inner = filesystem(linkpath)
     fs.copy(filesystem(filepath)[1], inner)

@@ -21,6 +21,7 @@ class CheckpointFiles:
     """File names and file operations of a ``ModelCheckpoint``."""
 
     CHECKPOINT_JOIN_CHAR: str
+    CHECKPOINT_EQUALS_CHAR: str
     FILE_EXTENSION: str
     STARTING_VERSION: int
     dirpath: str | None
@@ -34,22 +35,29 @@ class CheckpointFiles:
     _last_checkpoint_saved: str
 
     # -- names --------------------------------------------------------------------------------------------
-    @classmethod
     def _format_checkpoint_name(
-        cls,
+        self,
         filename: str | None,
         metrics: dict[str, Any],
         prefix: str = "",
         auto_insert_metric_name: bool = True,
     ) -> str:
-        """The file name (no folder, no extension) for ``metrics``; PL's classmethod of this name."""
-        return files.format_checkpoint_filename(filename, metrics, prefix, auto_insert_metric_name)
+        """The file name (no folder, no extension) for ``metrics``, with this callback's
+        ``CHECKPOINT_JOIN_CHAR`` and ``CHECKPOINT_EQUALS_CHAR`` (a subclass may change them)."""
+        return files.format_checkpoint_filename(
+            filename,
+            metrics,
+            prefix,
+            auto_insert_metric_name,
+            self.CHECKPOINT_JOIN_CHAR,
+            self.CHECKPOINT_EQUALS_CHAR,
+        )
 
     def format_checkpoint_name(
         self, metrics: dict[str, Any], filename: str | None = None, ver: int | None = None, prefix: str = ""
     ) -> str:
         """The path a checkpoint with ``metrics`` gets: ``<dirpath>/epoch=3-val_loss=0.12.ckpt``."""
-        name = files.format_checkpoint_filename(
+        name = self._format_checkpoint_name(
             filename or self.filename, metrics, prefix, auto_insert_metric_name=self.auto_insert_metric_name
         )
         if ver is not None:
@@ -91,7 +99,9 @@ class CheckpointFiles:
         for logger in trainer.loggers or []:
             logger.after_save_checkpoint(self)
 
-    def _link_checkpoint(self, trainer: Trainer, filepath: str, linkpath: str) -> None:
+    @staticmethod
+    def _link_checkpoint(trainer: Trainer, filepath: str, linkpath: str) -> None:
+        """Point ``linkpath`` at ``filepath`` (on rank zero; every rank waits); PL's method of this name."""
         if trainer.is_global_zero:
             files.link(filepath, linkpath)
         trainer.strategy.barrier()

@@ -160,6 +160,10 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         dirpath = broadcast(trainer, self._resolve_dirpath(trainer))
         self._set_dirpath(dirpath)
+        if self.save_last == "link" and not files.is_local(dirpath):
+            raise ValueError(
+                f"`ModelCheckpoint(save_last='link')` is only supported for local file paths, got `dirpath={dirpath}`."
+            )
         if self._deferred_state is not None:
             state, self._deferred_state = self._deferred_state, None
             self.load_state_dict(state)
@@ -295,9 +299,9 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
             self.current_score = state_dict.get("current_score", self.current_score)
         else:
             warnings.warn(
-                f"ModelCheckpoint's dirpath changed from {saved_dirpath!r} to {self.dirpath!r}: only "
-                "`best_model_path` is restored; `best_model_score`, `kth_best_model_path`, `kth_value`, "
-                "`last_model_path` and `best_k_models` start afresh.",
+                f"The dirpath has changed from {saved_dirpath!r} to {self.dirpath!r}, therefore `best_model_score`, "
+                "`kth_best_model_path`, `kth_value`, `last_model_path` and `best_k_models` won't be reloaded. Only "
+                "`best_model_path` will be reloaded.",
                 stacklevel=2,
             )
         self.best_model_path = state_dict["best_model_path"]
@@ -350,7 +354,7 @@ class ModelCheckpoint(CheckpointFiles, Checkpoint):
 
     # -- top k --------------------------------------------------------------------------------------------
     def _save_topk_checkpoint(
-        self, trainer: Trainer, candidates: dict[str, torch.Tensor], final: bool
+        self, trainer: Trainer, candidates: dict[str, torch.Tensor], final: bool = False
     ) -> None:
         if self.save_top_k == 0:
             return

@@ -11,7 +11,7 @@ import torch
 from lightning_kernel.trainer._errors import MisconfigurationException
 from lightning_kernel.trainer.callbacks import ModelCheckpoint
 
-fmt = ModelCheckpoint._format_checkpoint_name
+fmt = ModelCheckpoint()._format_checkpoint_name
 
 
 def test_default_template_is_epoch_and_step() -> None:
@@ -31,6 +31,20 @@ def test_format_spec_and_auto_inserted_names() -> None:
 def test_missing_keys_are_zero_and_longer_names_win() -> None:
     assert fmt("{epoch}-{missing}", {"epoch": 1}) == "epoch=1-missing=0"
     assert fmt("{epoch}-{epoch_test}", {"epoch": 1, "epoch_test": 2}) == "epoch=1-epoch_test=2"
+
+
+def test_a_subclass_changes_the_join_and_equals_characters(tmp_path: Path) -> None:
+    class Colons(ModelCheckpoint):
+        CHECKPOINT_JOIN_CHAR = "@"
+        CHECKPOINT_EQUALS_CHAR = ":"
+
+    callback = Colons(dirpath=tmp_path)
+    assert callback._format_checkpoint_name("{epoch},{acc:.2f}", {"epoch": 3, "acc": 0.03}, prefix="t") == (
+        "t@epoch:3,acc:0.03"
+    )
+    assert callback.format_checkpoint_name({"epoch": 1, "step": 2}, ver=1) == str(
+        tmp_path / "epoch:1@step:2@v1.ckpt"
+    )
 
 
 def test_names_with_dots_and_slashes() -> None:
