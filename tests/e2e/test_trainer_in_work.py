@@ -6,7 +6,6 @@ a second Work that validates the best checkpoint the first one wrote.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -25,7 +24,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_then_evaluat
 
 def _trainer_states(lk: Any, work: str = "root.train") -> list[dict[str, Any]]:
     return [
-        {**e["body"]["changes"]["trainer_state"], "ts": e["ts"]}
+        {**e["body"]["changes"]["trainer_state"], "ts": e["ts"], "attempt": e["body"].get("attempt", 0)}
         for e in lk.json_lines("history", "latest")
         if e["type"] == "work.state_changed"
         and e["body"]["work"] == work
@@ -53,9 +52,8 @@ def test_example_trains_then_evaluates_the_best_checkpoint(lk: Any) -> None:
         "path": "lit://checkpoints",
         "origin": "root.train",
     }
-    # throttled: one event per quarter second at most while training (the last one always comes)
-    running = [s["ts"] for s in states if s["status"] == "running"]
-    assert all(b - a >= 0.2 for a, b in itertools.pairwise(running[1:]))
+    # throttled (at most 4 events a second, the last one always): far fewer events than steps
+    assert len(states) < 32 // 2
 
     history = lk.json_lines("history", "latest")
     records = [
@@ -137,11 +135,10 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(lk: Any, tmp_path
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     history = lk.json_lines("history", "latest")
-    worker = next(
-        e["body"]["ref"]["pid"]
-        for e in history
-        if e["type"] == "work.worker_started" and e["body"]["work"] == "root.train"
+    started = next(
+        e["body"] for e in history if e["type"] == "work.worker_started" and e["body"]["work"] == "root.train"
     )
+    worker, attempt = started["ref"]["pid"], started["attempt"]
     # a killed kernel leaves its worker running until the lease lapses; the worker then saves
     # last.ckpt at a batch end, persists it and exits (its last events have no NATS to go to)
     _wait_for_exit(worker)
@@ -157,11 +154,12 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(lk: Any, tmp_path
     resumed = lk("resume", "latest", check=True, timeout=180)
     assert f"trained {epochs * 8} steps" in resumed.stdout, resumed.stdout
     after = _trainer_states(lk)[len(before) :]
-    # after a kill -9 the old worker's last report ("interrupted", NATS outlived the kernel) may only be
-    # recorded once the resumed kernel catches up on the stream: it comes first then
-    late = list(itertools.takewhile(lambda s: s["status"] == "interrupted", after))
-    assert all(s["global_step"] == stopped_at for s in late) and (how == signal.SIGKILL or not late)
-    after = after[len(late) :]
+    # after a kill -9 the old worker's last reports (NATS outlived the kernel) may only be recorded once
+    # the resumed kernel catches up on the stream: they are the old attempt's, and go no further than its stop
+    late = [s for s in after if s["attempt"] == attempt]
+    assert all(s["global_step"] <= stopped_at for s in late) and (how == signal.SIGKILL or not late)
+    after = [s for s in after if s["attempt"] != attempt]
+    assert all(s["attempt"] > attempt for s in after)
     # the resumed fit starts at the interrupted step (its last.ckpt), not at 0, and goes on to the end
     assert after[0]["status"] == "running" and after[0]["global_step"] == stopped_at
     steps = [s["global_step"] for s in after]
