@@ -9,9 +9,20 @@ every executor and lives in the kernel (``python -m lightning_kernel._worker``, 
 from __future__ import annotations
 
 import abc
+import contextvars
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ._spec import WorkerExit, WorkerSpec
+
+PENDING: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "lk_executor_pending", default=None
+)
+"""Set by the kernel around each ``Executor.start`` (its own task): where ``Executor.pending`` reports."""
+ATTACHING: contextvars.ContextVar[WorkerSpec | None] = contextvars.ContextVar(
+    "lk_executor_attaching", default=None
+)
+"""Set by the kernel around each ``Executor.attach``: the spec a new attempt of that Work would get."""
 
 
 class WorkerHandle(abc.ABC):
@@ -54,6 +65,21 @@ class Executor(abc.ABC):
 
         Runs as a task of its own: a slow start blocks neither the flow nor other Works. Raising fails
         the Work's pending calls with the exception's message."""
+
+    def pending(self, reason: str) -> None:
+        """Say, from ``start``, that the worker has to wait and why (no free host, a node being
+        requested): the Work's calls are ``pending`` with ``reason`` as their status message, which
+        the flow reads (``work.status.message``), until the worker runs. May be called again with a
+        new reason; does nothing outside ``start``."""
+        report = PENDING.get()
+        if report is not None:
+            report(reason)
+
+    def attaching(self) -> WorkerSpec | None:
+        """In ``attach``: the spec that a new attempt of the Work would get from this kernel (its NATS
+        URL and token, its artifact store), for an executor that must point a survivor at a kernel that
+        restarted. None elsewhere."""
+        return ATTACHING.get()
 
     async def attach(self, ref: dict[str, Any]) -> WorkerHandle | None:
         """The handle of the worker that ``ref`` names if it is still alive, else None.

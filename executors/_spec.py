@@ -56,6 +56,11 @@ class WorkerSpec:
     """The kernel's lightning-kernel version; a worker of another version refuses to run."""
     echo: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    compute: dict[str, Any] = field(default_factory=dict)
+    """The Work's ``CloudCompute`` as a dict (``name``, ``resources``, ``interruptible``...): what an
+    executor that places Works (SSH hosts, a Ray cluster) reads to choose where."""
+    preamble: str = ""
+    """Text the worker prints first, into the Work's logs (an executor's set-up output on its host)."""
     resume_vars: dict[str, Any] | None = None
     """A relaunched Work's last recorded state, applied over its first command's (a resume)."""
 

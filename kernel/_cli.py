@@ -135,6 +135,33 @@ def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> N
 
 
 @cli.command()
+@click.option(
+    "--config",
+    "config_file",
+    envvar="LK_CONFIG",
+    help="lightning-kernel.toml with [executors.ssh] (default: ./lightning-kernel.toml if there).",
+)
+@_fail_cleanly
+def hosts(config_file: str | None) -> None:
+    """Check each SSH host of the config (reachable, host key, python, version, GPUs): a line each."""
+    import asyncio
+
+    from lightning_kernel.executors.ssh import parse
+    from lightning_kernel.executors.ssh._hosts import check_all
+
+    cfg = _config(config_file=config_file)
+    table = cfg.executors.get("ssh")
+    if not table or not table.get("hosts"):
+        where = cfg.config_file or "./lightning-kernel.toml"
+        raise KernelError(f"no SSH hosts configured: add [[executors.ssh.hosts]] tables to {where}")
+    checks = asyncio.run(check_all(parse(table)))
+    for c in checks:
+        click.echo(c.line())
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("run_id", metavar="RUN")
 @_store_options
 @click.option("--executor", envvar="LK_EXECUTOR", default=None)

@@ -40,3 +40,26 @@ class CloudCompute:
     def from_dict(cls, d: dict[str, Any]) -> CloudCompute:
         known = {k: v for k, v in d.items() if k != "type" and k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+GPUS_BY_NAME: dict[str, int] = {"gpu": 1, "gpu-fast": 1, "gpu-fast-multi": 4}
+"""GPUs that Lightning App's machine names stood for (``gpu`` a T4, ``gpu-fast`` a V100,
+``gpu-fast-multi`` four V100s); a name that is not here asks for none unless its ``resources`` say."""
+
+GENERIC_NAMES = frozenset({"default", "cpu", "cpu-small", "cpu-medium"})
+"""Names that ask for no particular kind of machine: any host of an executor may take them."""
+
+
+def requested(compute: dict[str, Any]) -> dict[str, float]:
+    """What a Work's CloudCompute (as a dict) asks of a machine: ``cpus`` and ``gpus``, plus any other
+    ``resources`` it names. ``resources`` wins over the name (``CloudCompute("gpu", resources={"gpus": 2})``
+    asks for two GPUs); a Work asks for one CPU unless it says otherwise."""
+    name = str(compute.get("name") or "default")
+    asked: dict[str, float] = {"cpus": 1.0, "gpus": float(GPUS_BY_NAME.get(name, 0))}
+    for key, value in dict(compute.get("resources") or {}).items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"CloudCompute resources[{key!r}] must be a number >= 0, got {value!r}")
+        asked[str(key)] = float(value)
+    if asked["gpus"] != int(asked["gpus"]):
+        raise ValueError(f"CloudCompute asks for {asked['gpus']} GPUs: a Work gets whole GPUs")
+    return asked

@@ -376,6 +376,7 @@ class Kernel:
                 work_root=os.path.join(run_id, work),
                 echo=self.config.echo,
                 env=dict(self.config.worker_env),
+                compute=self.runs[run_id].app.works[work].cloud_compute.to_dict(),
             )
 
         return make

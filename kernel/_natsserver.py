@@ -43,6 +43,22 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
+def _kept_token(path: str) -> str | None:
+    """The token of the data dir's previous server, if it is there and only ours to read.
+
+    Kept across restarts so that a worker elsewhere (an SSH host) that outlived a kernel's crash
+    reconnects to the restarted kernel's server with it; delete the file to rotate it."""
+    try:
+        st = os.stat(path)
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None
+        with open(path) as f:
+            token = f.read().strip()
+    except OSError:
+        return None
+    return token if len(token) >= 24 and token.replace("-", "").replace("_", "").isalnum() else None
+
+
 @dataclass
 class EmbeddedNats:
     """A running embedded server; ``url`` carries no secret, ``token`` authenticates."""
@@ -67,11 +83,13 @@ class EmbeddedNats:
         """Start the server and return at once; ``ready()`` waits for it. ``run app`` spawns it first
         thing, so that it boots while the kernel's modules are imported."""
         os.makedirs(store_dir, exist_ok=True)
-        token = secrets.token_urlsafe(24)
         token_file = os.path.join(store_dir, "token")
-        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(token)
+        token = _kept_token(token_file)
+        if token is None:
+            token = secrets.token_urlsafe(24)
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token)
         # The token goes through a config file (mode 0600), not argv, where `ps` would show it.
         conf = os.path.join(store_dir, "server.conf")
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -17,6 +17,13 @@ class WorkStageStatus:
     STOPPED = "stopped"
 
 
+class WorkPendingReason:
+    """Why a Work's call is ``pending`` (Lightning App's values, its spelling kept)."""
+
+    IMAGE_BUILDING = "image_building"
+    REQUESTING_RESOURCE = "requesting_ressource"
+
+
 FINISHED_STAGES = frozenset({WorkStageStatus.SUCCEEDED, WorkStageStatus.FAILED, WorkStageStatus.STOPPED})
 
 

@@ -18,11 +18,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from lightning_kernel.executors._base import ATTACHING, PENDING
 from lightning_kernel.executors._spec import WorkerExit, WorkerSpec
 
 from . import _projection as projection
 from ._events import Event, WorkerExited, WorkerStarted, WorkStatusChanged, work_token
-from ._status import WorkStageStatus
+from ._status import WorkPendingReason, WorkStageStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Supervisor:
         work = self.works[name]
         executor_name = work.cloud_compute.executor or self.default_executor
         attempt = self._attempt(name)
+        PENDING.set(lambda why: self._pending(name, why))  # this task's own: Executor.pending()
         try:
             executor = self.executors.get(executor_name)
             spec = self.make_spec(name, seq, attempt)
@@ -149,6 +151,24 @@ class Supervisor:
         with contextlib.suppress(Exception):
             await self.publish(events)
 
+    def _pending(self, name: str, why: str) -> None:
+        """The executor's word that the worker of ``name`` waits: its unfinished calls say why."""
+        events: list[Event] = [
+            WorkStatusChanged(
+                work=name,
+                call=c["call_id"],
+                stage=WorkStageStatus.PENDING,
+                reason=WorkPendingReason.REQUESTING_RESOURCE,
+                message=why,
+            )
+            for c in projection.unfinished_calls(self.state(), name)
+            if c.get("stage", WorkStageStatus.PENDING) == WorkStageStatus.PENDING
+        ]
+        if events and not self.ending:
+            task = asyncio.ensure_future(self.publish(events))
+            self._watching.add(task)
+            task.add_done_callback(self._watching.discard)
+
     async def _fail_unfinished(self, name: str, reason: str, message: str) -> None:
         state = self.state()
         events: list[Event] = [
@@ -174,7 +194,11 @@ class Supervisor:
             handle = None
             try:
                 executor = self.executors.get(worker["executor"])
-                handle = await asyncio.wait_for(executor.attach(dict(worker.get("ref") or {})), 30)
+                token = ATTACHING.set(self.make_spec(name, 0, attempt))
+                try:
+                    handle = await asyncio.wait_for(executor.attach(dict(worker.get("ref") or {})), 30)
+                finally:
+                    ATTACHING.reset(token)
             except Exception as exc:
                 log.info("re-attaching %s (attempt %s) failed: %s", name, attempt, exc)
             if handle is not None and handle.alive:

@@ -109,7 +109,7 @@ class Worker:
 
         from ._code import import_app, unpack
 
-        self.store = ArtifactStore(self.spec.artifacts)
+        self.store = ArtifactStore(self.spec.artifacts, backend=self._relay())
         if self.spec.code:
             # The app's own files, so the pickled app's classes (and modules beside it) import by name.
             root = unpack(self.store.get_bytes(self.spec.code), self.spec.code)
@@ -119,6 +119,23 @@ class Worker:
         work = app.components[self.spec.work]
         assert isinstance(work, LightningWork), f"{self.spec.work} is not a LightningWork"
         return work
+
+    def _relay(self) -> Any:
+        """The backend of a store reached through the kernel (``lk-relay://``), else None."""
+        if not self.spec.artifacts.startswith("lk-relay://"):
+            return None
+        from lightning_kernel.storage._relay import RelayBackend  # type: ignore[import-not-found,unused-ignore]
+
+        nc = self.io.bus.nc
+
+        def request(subject: str, data: bytes, headers: dict[str, str], timeout: float) -> Any:
+            async def ask() -> Any:
+                msg = await nc.request(subject, data, timeout=timeout, headers=headers)
+                return dict(msg.headers or {}), msg.data
+
+            return self.io.call(ask(), timeout + 5)
+
+        return RelayBackend(self.spec.artifacts, request)
 
     def serve(self) -> int:
         spec = self.spec
@@ -133,6 +150,8 @@ class Worker:
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         sys.stdout = LineTee(lambda line: self.io.log("stdout", line), sys.__stdout__ if spec.echo else None)
         sys.stderr = LineTee(lambda line: self.io.log("stderr", line), sys.__stderr__ if spec.echo else None)
+        if spec.preamble:
+            print(spec.preamble, end="" if spec.preamble.endswith("\n") else "\n", flush=True)
         if self._refused:
             work = None
         else:
@@ -368,14 +387,59 @@ def main(spec: WorkerSpec) -> int:
     return Worker(spec).serve()
 
 
-def _main_from_env() -> int:
+def _read_spec(spec_file: str | None) -> WorkerSpec:
+    if spec_file is None:
+        return WorkerSpec.from_json(os.environ["LK_WORKER_SPEC"])
     try:
-        spec = WorkerSpec.from_json(os.environ["LK_WORKER_SPEC"])
-    except (KeyError, ValueError) as exc:
-        print(f"lightning-kernel worker: cannot read its spec (LK_WORKER_SPEC): {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    return main(spec)
+        with open(spec_file) as f:
+            return WorkerSpec.from_json(f.read())
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(spec_file)  # it holds the NATS token: read once, then gone
+
+
+def _write_exit(path: str, code: int) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{code}\n")
+    os.replace(tmp, path)
+
+
+def _end_own_group() -> None:
+    """A worker that leads its own process group (an SSH executor's) takes its children with it:
+    processes its Work started and left behind get SIGTERM as it exits."""
+    with contextlib.suppress(OSError):
+        if os.getpgid(0) == os.getpid():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            os.killpg(os.getpid(), signal.SIGTERM)
+
+
+def _main_from_args(argv: list[str]) -> int:
+    """``python -m lightning_kernel._worker [--spec-file F] [--exit-file E]``: the spec from ``F``
+    (deleted once read) or ``LK_WORKER_SPEC``; the exit code written to ``E`` (atomically) at the end,
+    for an executor that watches the worker from afar."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lightning_kernel._worker")
+    parser.add_argument("--spec-file")
+    parser.add_argument("--exit-file")
+    args = parser.parse_args(argv)
+    code = EXIT_REFUSED
+    try:
+        try:
+            spec = _read_spec(args.spec_file)
+        except (KeyError, ValueError, OSError) as exc:
+            where = args.spec_file or "LK_WORKER_SPEC"
+            print(f"lightning-kernel worker: cannot read its spec ({where}): {exc}", file=sys.stderr)
+            return code
+        code = main(spec)
+        return code
+    finally:
+        if args.exit_file:
+            with contextlib.suppress(OSError):
+                _write_exit(args.exit_file, code)
+        _end_own_group()
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main_from_env())
+    raise SystemExit(_main_from_args(sys.argv[1:]))

@@ -89,12 +89,16 @@ class ArtifactStore:
     credentials accepted) on its first use, so that opening one costs nothing.
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, storage_options: dict[str, Any] | None = None, backend: Backend | None = None
+    ) -> None:
         self.url = url
         parts = urlsplit(url)
         self._checked = False
         self.backend: Backend
-        if parts.scheme in ("", "file"):
+        if backend is not None:  # a store reached another way (a worker's, through the kernel's relay)
+            self.backend = backend
+        elif parts.scheme in ("", "file"):
             if parts.netloc not in ("", "localhost"):
                 raise ConfigError(
                     f"artifact store URL {url!r}: a file:// URL takes no host; use file:///abs/dir"
