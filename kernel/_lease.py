@@ -55,11 +55,13 @@ def _boot_id() -> str:
 
 
 def _process_start(pid: int) -> str:
-    """The start time of process ``pid`` in clock ticks since boot ('' if unknown): with the pid, it
-    tells a live holder from a newer process that reuses its pid."""
+    """The start time of process ``pid`` in clock ticks since boot ('' if unknown or a zombie: a
+    killed kernel whose parent has not reaped it yet is gone too): with the pid, it tells a live
+    holder from a newer process that reuses its pid."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
+            fields = f.read().rsplit(")", 1)[1].split()
+        return "" if fields[0] in ("Z", "X") else fields[19]
     except (OSError, IndexError):
         return ""
 

@@ -398,47 +398,21 @@ def _read_spec(spec_file: str | None) -> WorkerSpec:
             os.unlink(spec_file)  # it holds the NATS token: read once, then gone
 
 
-def _write_exit(path: str, code: int) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{code}\n")
-    os.replace(tmp, path)
-
-
-def _end_own_group() -> None:
-    """A worker that leads its own process group (an SSH executor's) takes its children with it:
-    processes its Work started and left behind get SIGTERM as it exits."""
-    with contextlib.suppress(OSError):
-        if os.getpgid(0) == os.getpid():
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            os.killpg(os.getpid(), signal.SIGTERM)
-
-
 def _main_from_args(argv: list[str]) -> int:
-    """``python -m lightning_kernel._worker [--spec-file F] [--exit-file E]``: the spec from ``F``
-    (deleted once read) or ``LK_WORKER_SPEC``; the exit code written to ``E`` (atomically) at the end,
-    for an executor that watches the worker from afar."""
+    """``python -m lightning_kernel._worker [--spec-file F]``: the spec from ``F`` (deleted once read)
+    or from ``LK_WORKER_SPEC``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m lightning_kernel._worker")
     parser.add_argument("--spec-file")
-    parser.add_argument("--exit-file")
     args = parser.parse_args(argv)
-    code = EXIT_REFUSED
     try:
-        try:
-            spec = _read_spec(args.spec_file)
-        except (KeyError, ValueError, OSError) as exc:
-            where = args.spec_file or "LK_WORKER_SPEC"
-            print(f"lightning-kernel worker: cannot read its spec ({where}): {exc}", file=sys.stderr)
-            return code
-        code = main(spec)
-        return code
-    finally:
-        if args.exit_file:
-            with contextlib.suppress(OSError):
-                _write_exit(args.exit_file, code)
-        _end_own_group()
+        spec = _read_spec(args.spec_file)
+    except (KeyError, ValueError, OSError) as exc:
+        where = args.spec_file or "LK_WORKER_SPEC"
+        print(f"lightning-kernel worker: cannot read its spec ({where}): {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return main(spec)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,17 @@ CARRIED_ENV = (
 )
 """The kernel's S3 settings, carried to a worker whose store is S3 (in its 0600 spec, not its command)."""
 TERM_GRACE_S = 5.0
+WRAPPER = r"""d=$1; a=$2; shift 2
+trap '' HUP TERM
+"$@" & c=$!
+echo "$c" > "$d/pid-$a"
+wait "$c"; s=$?
+kill -TERM -- -$$ 2>/dev/null
+echo "$s" > "$d/exit-$a.tmp" && mv "$d/exit-$a.tmp" "$d/exit-$a"
+"""
+"""The worker's parent on the host, leader of its session and process group: it records the worker's
+exit status (``$?``: 128 + the signal when a signal killed it), then ends what the worker left in
+the group. It ignores SIGHUP and SIGTERM (the worker sets its own handlers)."""
 SSH_DIR = ".lightning-kernel/ssh"
 """Under the host's HOME: each worker's spec (while it starts), log and exit code."""
 
@@ -81,6 +92,16 @@ def _proc_start(stat: str) -> str:
         return stat.rsplit(")", 1)[1].split()[19]
     except IndexError:
         return ""
+
+
+def _killed(host: str, sig: int, tail: str) -> str:
+    import signal
+
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    return f"the worker on {host} was killed by {name}" + (f": {tail}" if tail else "")
 
 
 class SshHandle(WorkerHandle):
@@ -115,6 +136,11 @@ class SshHandle(WorkerHandle):
     def _pid(self) -> int:
         return int(self._ref["pid"])
 
+    @property
+    def _pgid(self) -> int:
+        """The worker's parent on the host (``WRAPPER``): its session, its process group."""
+        return int(self._ref.get("pgid", self._ref["pid"]))
+
     def _files(self) -> tuple[str, str]:
         d, a = self._ref["dir"], self._ref["attempt"]
         return f"{d}/exit-{a}", f"{d}/log-{a}"
@@ -145,9 +171,10 @@ class SshHandle(WorkerHandle):
 
     async def _wait_remote(self) -> WorkerExit:
         exit_file, log_file = self._files()
+        # GNU tail waits for a pid without forking (and ends with the channel); else a sleep loop.
         waiter = (
-            f"tail --pid={self._pid} -s 0.1 -f /dev/null 2>/dev/null || "
-            f"while kill -0 {self._pid} 2>/dev/null; do sleep 0.2; done; "
+            f"if tail --version 2>/dev/null | grep -q GNU; then tail --pid={self._pgid} -s 0.1 -f /dev/null; "
+            f"else while kill -0 {self._pgid} 2>/dev/null; do sleep 0.2; done; fi; "
             f"cat {_quote_home(exit_file)} 2>/dev/null || echo none"
         )
         while True:
@@ -191,29 +218,28 @@ class SshHandle(WorkerHandle):
         return False
 
     async def _ended_how(self, exit_file: str, log_file: str) -> WorkerExit:
+        e, g = _quote_home(exit_file), self._pgid
         _, out, _ = await self.link.run(
-            f"cat {_quote_home(exit_file)} 2>/dev/null; echo; tail -c 2000 {_quote_home(log_file)} 2>/dev/null; "
-            f"kill -KILL -- -{self._pid} 2>/dev/null; rm -f {_quote_home(exit_file)} {_quote_home(log_file)}; "
+            # The worker's parent writes its exit status as soon as it ended: give it a moment.
+            f"i=0; while [ ! -f {e} ] && kill -0 {g} 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
+            f"cat {e} 2>/dev/null; echo; tail -c 2000 {_quote_home(log_file)} 2>/dev/null; "
+            f"kill -KILL -- -{g} 2>/dev/null; rm -f {e} {_quote_home(log_file)}; "
             f"rmdir {_quote_home(self._ref['dir'])} {_quote_home(self._ref['dir'].rsplit('/', 1)[0])} 2>/dev/null; true",
             timeout=30,
         )
         first, _, tail = out.partition("\n")
-        first = first.strip()
-        if first.lstrip("-").isdigit():
-            code = int(first)
-            message = (
-                ""
-                if code == 0
-                else f"the worker on {self.link.name} exited with code {code}: {tail.strip()[-1500:]}"
+        first, tail = first.strip(), tail.strip()[-1500:]
+        if first.isdigit() and int(first) > 128:  # the shell's 128 + the signal that killed it
+            sig = int(first) - 128
+            return WorkerExit(
+                code=None, signal=sig, cause="killed", message=_killed(self.link.name, sig, tail)
             )
+        if first.isdigit():
+            code = int(first)
+            message = "" if code == 0 else f"the worker on {self.link.name} exited with code {code}: {tail}"
             return WorkerExit(code=code, cause="exited", message=message)
-        sig = self._killed_by
-        return WorkerExit(
-            code=None,
-            signal=sig or 9,
-            cause="killed",
-            message=f"the worker on {self.link.name} was killed{'' if sig else ' (by a signal)'}: {tail.strip()[-1500:]}",
-        )
+        sig = self._killed_by or 9
+        return WorkerExit(code=None, signal=sig, cause="killed", message=_killed(self.link.name, sig, tail))
 
     async def terminate(self, grace: float = TERM_GRACE_S) -> None:
         if not self.alive:
@@ -229,7 +255,8 @@ class SshHandle(WorkerHandle):
         self._killed_by = 9
         with contextlib.suppress(ExecutorError):
             await self.link.run(
-                f"kill -USR1 {pid} 2>/dev/null; sleep 0.2; kill -KILL -- -{pid} 2>/dev/null", timeout=15
+                f"kill -USR1 {pid} 2>/dev/null; sleep 0.2; kill -KILL -- -{self._pgid} 2>/dev/null",
+                timeout=15,
             )
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.wait(), 30)
@@ -406,22 +433,26 @@ class SshExecutor(Executor):
         work_dir = ""
         if link.host.work_dir:
             work_dir = f"LK_WORK_DIR={_quote_home(link.host.work_dir)} "
+        worker = f"{py} -m lightning_kernel._worker --spec-file {d}/spec-{a}"
         command = (
-            f"umask 077; mkdir -p {d} || exit 1; cat > {d}/spec-{a} || exit 1; cd ~ || exit 1; "
-            f"{work_dir}setsid {py} -m lightning_kernel._worker --spec-file {d}/spec-{a} "
-            f"--exit-file {d}/exit-{a} > {d}/log-{a} 2>&1 < /dev/null &\n"
-            'pid=$!; echo "$pid"; cat /proc/$pid/stat'
+            f"umask 077; mkdir -p {d} || exit 1; cat > {d}/spec-{a} || exit 1; rm -f {d}/pid-{a} {d}/exit-{a}; "
+            f"cd ~ || exit 1\n"
+            f"{work_dir}setsid sh -c {shlex.quote(WRAPPER)} lk-worker {d} {a} {worker} "
+            f"> {d}/log-{a} 2>&1 < /dev/null &\n"
+            f"w=$!; i=0; while [ ! -s {d}/pid-{a} ] && [ $i -lt 2000 ]; do sleep 0.005; i=$((i+1)); done\n"
+            f'echo "$w"; p=$(cat {d}/pid-{a}); echo "$p"; cat /proc/$p/stat'
         )
         status, out, err = await link.run(command, input=remote.to_json(), timeout=60)
         lines = out.strip().splitlines()
-        if status != 0 or len(lines) < 2 or not lines[0].isdigit():
+        if status != 0 or len(lines) < 3 or not lines[0].isdigit() or not lines[1].isdigit():
             raise ExecutorError(
-                f"{link.describe()}: starting the worker failed (exit {status}): {err.strip()[-500:]}"
+                f"{link.describe()}: starting the worker failed (exit {status}): {(err or out).strip()[-500:]}"
             )
         ref = {
             "host": link.name,
-            "pid": int(lines[0]),
-            "start": _proc_start(lines[1]),
+            "pid": int(lines[1]),
+            "start": _proc_start(lines[2]),
+            "pgid": int(lines[0]),
             "dir": folder,
             "attempt": a,
             "nats_port": port,

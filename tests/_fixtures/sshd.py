@@ -373,6 +373,8 @@ def _user_python(pw: pwd.struct_passwd) -> str:
     files = _package_files()
     cache = Path(pw.pw_dir) / ".cache" / "lightning-kernel-ssh"
     cache.mkdir(parents=True, exist_ok=True)
+    # ~/.cache is the user's own (its code cache, pip's): made here as root, it must be handed over.
+    _chown(cache.parent, pw)
     deps = cache / f"deps-{_digest(system, pyproject)}"
     sources = (f.encode() + b"\0" + (ROOT / f).read_bytes() for f in files)
     proj = cache / f"lk-{_digest(system, deps.name.encode(), *sources)}"
