@@ -56,6 +56,8 @@ class Supervisor:
         self.attempts: dict[str, int] = {}
         self._next: dict[str, int] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
+        self._waiting: dict[str, str] = {}
+        """Why a Work's worker has to wait, while its executor says so (``Executor.pending``)."""
         self._watching: set[asyncio.Task[None]] = set()
         self.ending = False
         """Set once the run is ending or the kernel lets go of it: no worker starts any more."""
@@ -69,11 +71,13 @@ class Supervisor:
 
     def ensure(self, name: str, seq: int, resume_vars: dict[str, Any] | None = None) -> None:
         """Start a worker for ``name`` reading commands from ``seq``, unless one is alive or starting."""
+        if name in self._starting and name in self._waiting:
+            self._pending(name, self._waiting[name])
         if self.ending or self.alive(name) or name in self._starting:
             return
         task = asyncio.ensure_future(self._start(name, seq, resume_vars))
         self._starting[name] = task
-        task.add_done_callback(lambda _: self._starting.pop(name, None))
+        task.add_done_callback(lambda _: (self._starting.pop(name, None), self._waiting.pop(name, None)))
 
     def _attempt(self, name: str) -> int:
         attempt = max(projection.new_attempt(self.state(), name), self._next.get(name, 1))
@@ -162,8 +166,9 @@ class Supervisor:
                 message=why,
             )
             for c in projection.unfinished_calls(self.state(), name)
-            if c.get("stage", WorkStageStatus.PENDING) == WorkStageStatus.PENDING
+            if c.get("stage", WorkStageStatus.PENDING) == WorkStageStatus.PENDING and c.get("message") != why
         ]
+        self._waiting[name] = why  # calls requested while the start still waits get it too
         if events and not self.ending:
             task = asyncio.ensure_future(self.publish(events))
             self._watching.add(task)

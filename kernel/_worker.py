@@ -129,6 +129,11 @@ class Worker:
         nc = self.io.bus.nc
 
         def request(subject: str, data: bytes, headers: dict[str, str], timeout: float) -> Any:
+            if not nc.is_connected:  # no waiting out a transfer's timeout while the kernel is away
+                raise OSError(
+                    f"the kernel's artifact relay is unreachable (NATS {nc.connected_url or 'down'})"
+                )
+
             async def ask() -> Any:
                 msg = await nc.request(subject, data, timeout=timeout, headers=headers)
                 return dict(msg.headers or {}), msg.data

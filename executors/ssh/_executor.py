@@ -123,6 +123,9 @@ class SshHandle(WorkerHandle):
         self._exit: asyncio.Future[WorkerExit] | None = None
         self._killed_by: int | None = None
         self.ended = False
+        self.idle = False
+        """Between calls (its last call finished): its host's CPUs and GPUs may go to a waiting Work."""
+        self.reclaimed = False
 
     @property
     def ref(self) -> dict[str, Any]:
@@ -273,7 +276,8 @@ class SshExecutor(Executor):
         self._nc: Any = None
         self._nc_url = ""
         self._relay: Relay | None = None
-        self._echo: dict[int, Any] = {}
+        self._subs: dict[int, list[Any]] = {}
+        """Per handle: its log echo and its status watch (NATS subscriptions)."""
         self._handles: set[SshHandle] = set()
         self._changed: asyncio.Event | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -287,12 +291,27 @@ class SshExecutor(Executor):
     def _ended(self, handle: SshHandle) -> None:
         self.placement.release(handle.slot)
         self._handles.discard(handle)
-        sub = self._echo.pop(id(handle), None)
-        if sub is not None:
+        for sub in self._subs.pop(id(handle), []):
             task = asyncio.ensure_future(sub.unsubscribe())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self._wake()
+
+    def _reclaim(self, name: str, asked: dict[str, float]) -> bool:
+        """Stop one idle worker (its last call finished; its Paths were persisted then) on a host that
+        a waiting Work could use, so that its CPUs and GPUs go to that Work; its own next call starts
+        a new worker. True when one is being stopped (the caller waits for the change)."""
+        hosts = set(self.placement.candidates(name, asked))
+        if any(h.reclaimed and not h.ended for h in self._handles):
+            return True  # one is on its way out already
+        for h in sorted(self._handles, key=lambda h: h.slot.gpus == () and asked.get("gpus", 0) > 0):
+            if h.idle and not h.reclaimed and not h.ended and h.slot.host in hosts:
+                h.reclaimed = True
+                task = asyncio.ensure_future(h.terminate())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return True
+        return False
 
     async def _reserve(self, name: str, asked: dict[str, float]) -> Slot:
         if self._changed is None:
@@ -316,6 +335,8 @@ class SshExecutor(Executor):
                 self.pending(why)
                 said = why
             self._changed.clear()
+            if self._reclaim(name, asked):
+                log.info("%s; stopping an idle worker for it", why)
             await self._changed.wait()
 
     # -- the kernel's side: NATS, the relay, the echo ---------------------------------------------------
@@ -347,8 +368,13 @@ class SshExecutor(Executor):
     async def _sftp(self, host: str) -> Any:
         return await self.links[host].sftp()
 
-    async def _echo_logs(self, spec: WorkerSpec, handle: SshHandle) -> None:
+    async def _follow(self, spec: WorkerSpec, handle: SshHandle) -> None:
+        """Echo the worker's printed lines (as a local Work's reach the terminal), and keep up with
+        whether it is between calls."""
         nc = await self._nats(spec)
+        token = spec.work.replace(".", ":")
+        subs = self._subs.setdefault(id(handle), [])
+        attempt = int(handle.ref.get("attempt", 0))
 
         async def on_line(msg: Any) -> None:
             with contextlib.suppress(Exception):
@@ -357,8 +383,19 @@ class SshExecutor(Executor):
                 out.write(f"{line.get('l', '')}\n")
                 out.flush()
 
-        token = spec.work.replace(".", ":")
-        self._echo[id(handle)] = await nc.subscribe(f"lklog.{spec.run_id}.{token}", cb=on_line)
+        async def on_event(msg: Any) -> None:
+            with contextlib.suppress(Exception):
+                event = json.loads(msg.data)
+                body = event.get("body") or {}
+                if event.get("type") != "work.status_changed" or body.get("attempt", attempt) != attempt:
+                    return
+                handle.idle = body.get("stage") in ("succeeded", "failed", "stopped")
+                if handle.idle:
+                    self._wake()
+
+        if spec.echo:
+            subs.append(await nc.subscribe(f"lklog.{spec.run_id}.{token}", cb=on_line))
+        subs.append(await nc.subscribe(f"lk.{spec.run_id}.evt.{token}", cb=on_event))
 
     # -- set-up of a host, once per kernel start ----------------------------------------------------
 
@@ -461,9 +498,8 @@ class SshExecutor(Executor):
         }
         handle = SshHandle(self, link, spec.work, ref, slot, spec.lease_s)
         self._handles.add(handle)
-        if spec.echo:
-            with contextlib.suppress(Exception):
-                await self._echo_logs(spec, handle)
+        with contextlib.suppress(Exception):
+            await self._follow(spec, handle)
         handle.watch()
         return handle
 
@@ -497,19 +533,20 @@ class SshExecutor(Executor):
         slot = self.placement.claim(link.name, float(ref.get("cpus", 1.0)), tuple(ref.get("gpus", [])))
         handle = SshHandle(self, link, spec.work if spec else "", dict(ref), slot, lease_s)
         self._handles.add(handle)
-        if spec is not None and spec.echo:
+        if spec is not None:
             with contextlib.suppress(Exception):
-                await self._echo_logs(spec, handle)
+                await self._follow(spec, handle)
         handle.watch()
         return handle
 
     async def close(self) -> None:
         if self._relay is not None:
             await self._relay.close()
-        for sub in list(self._echo.values()):
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        self._echo.clear()
+        for subs in list(self._subs.values()):
+            for sub in subs:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+        self._subs.clear()
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.close(), 5)
