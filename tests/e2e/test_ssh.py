@@ -112,7 +112,9 @@ def _wait_for_line(proc: subprocess.Popen[str], marker: str, seen: list[str]) ->
         seen.append(line)
         if marker in line:
             return
-    raise AssertionError(f"the run ended before printing {marker!r}:\n{''.join(seen)}\n{proc.stderr.read() if proc.stderr else ''}")
+    raise AssertionError(
+        f"the run ended before printing {marker!r}:\n{''.join(seen)}\n{proc.stderr.read() if proc.stderr else ''}"
+    )
 
 
 def test_a_path_goes_local_to_remote_to_another_remote_and_back_with_no_s3(
