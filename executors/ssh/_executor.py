@@ -427,6 +427,21 @@ class SshExecutor(Executor):
 
     # -- the executor API ------------------------------------------------------------------------------
 
+    async def prepare(self) -> None:
+        """Reach every host in the background (connection, version check) while the kernel starts,
+        so the first Work does not wait for it; a host that fails says so when a Work needs it."""
+        for link in self.links.values():
+            task = asyncio.ensure_future(self._warm(link))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _warm(self, link: HostLink) -> None:
+        try:
+            probed = await link.probe()
+            self.placement.set_cpus(link.name, int(probed["cpus"]))
+        except Exception as exc:
+            log.debug("%s: not reached at start: %s", link.describe(), exc)
+
     async def start(self, spec: WorkerSpec) -> SshHandle:
         name = str(spec.compute.get("name") or "default")
         try:

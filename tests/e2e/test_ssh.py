@@ -5,6 +5,7 @@ Python with lightning-kernel installed. Nothing of the kernel's machine reaches 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from typing import Any
@@ -320,7 +321,7 @@ def test_a_link_that_stays_down_loses_the_work_and_nothing_is_left_on_the_host(
     assert "connection" in text and ssh_ns_host.name in text and "lost" in text, text
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_nothing_is_left_on_the_host_when_the_kernel_goes(
     lk: Any, ssh_host: Any, ssh_config_file: Any, how: str
 ) -> None:
@@ -333,7 +334,7 @@ def test_nothing_is_left_on_the_host_when_the_kernel_goes(
     assert ssh_host.ps(), "the worker runs on the host"
     proc.send_signal(getattr(signal, how))
     proc.communicate(timeout=60)
-    # SIGTERM: the kernel stops the worker; SIGKILL: the worker stops once its lease lapses.
+    # SIGINT (Ctrl-C), SIGTERM: the kernel stops the worker; SIGKILL: it stops once its lease lapses.
     ssh_host.wait_ps(lambda procs: not procs, timeout=60)
 
 
@@ -354,4 +355,41 @@ def test_kill_9_of_the_kernel_then_resume_reattaches_the_running_work(
     history = lk("history", "latest", check=True).stdout
     assert "re-attached" in history, history
     assert history.count("work.worker_started") == 2, history
+    ssh_host.wait_ps(lambda procs: not procs)
+
+
+def test_keys_from_the_agent(lk: Any, ssh_host: Any, ssh_config_file: Any, tmp_path: Any) -> None:
+    sock = str(tmp_path / "agent.sock")
+    agent = subprocess.run(["ssh-agent", "-a", sock], capture_output=True, text=True, check=True)
+    pid = int(agent.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        env = {**lk.env, "SSH_AUTH_SOCK": sock}
+        subprocess.run(["ssh-add", ssh_host.client_keys[0]], env=env, capture_output=True, check=True)
+        _config(ssh_config_file, lk, ssh_host, client_keys=None)
+        lk.env["SSH_AUTH_SOCK"] = sock
+        lk.env["HOME"] = str(tmp_path)  # no ~/.ssh/id_* to fall back on: the agent's key or nothing
+        app = lk.app(TICKER.replace("HOST", ssh_host.name).replace("TICKS", "1"))
+        out = lk("run", "app", app, timeout=120, check=True)
+        assert "DONE 1" in out.stdout, out.stdout
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_work_stop_stops_the_remote_worker(lk: Any, ssh_host: Any, ssh_config_file: Any) -> None:
+    _config(ssh_config_file, lk, ssh_host)
+    app = lk.app(
+        TICKER.replace("HOST", ssh_host.name)
+        .replace("TICKS", "400")
+        .replace(
+            """        if self.w.has_succeeded:""",
+            """        if self.w.n >= 3 and not self.w.has_stopped:
+            self.w.stop()
+        if self.w.has_stopped:
+            print("STOPPED at", self.w.n)
+            self.stop()
+        if self.w.has_succeeded:""",
+        )
+    )
+    out = lk("run", "app", app, timeout=120, check=True)
+    assert "STOPPED at" in out.stdout, out.stdout
     ssh_host.wait_ps(lambda procs: not procs)
