@@ -360,13 +360,10 @@ class SshExecutor(Executor):
         nc = await self._nats(spec)
         if self._relay is None:
             self._relay = Relay(
-                nc, os.path.abspath(parts.path if parts.scheme else spec.artifacts), self._sftp
+                nc, os.path.abspath(parts.path if parts.scheme else spec.artifacts), self.links.__getitem__
             )
         await self._relay.serve(host)
         return self._relay.url(host)
-
-    async def _sftp(self, host: str) -> Any:
-        return await self.links[host].sftp()
 
     async def _follow(self, spec: WorkerSpec, handle: SshHandle) -> None:
         """Echo the worker's printed lines (as a local Work's reach the terminal), and keep up with

@@ -18,7 +18,6 @@ import logging
 import os
 import shlex
 import time
-from collections.abc import Callable
 from typing import Any
 
 from lightning_kernel._version import __version__
@@ -63,7 +62,6 @@ class HostLink:
         """Remote port -> the kernel-side NATS it reaches; kept across reconnects (workers there use it)."""
         self.probed: dict[str, str] | None = None
         self.lost_at: float | None = None
-        self.on_lost: list[Callable[[], None]] = []
         self._warned = False
         self._watcher: asyncio.Future[None] | None = None
 
@@ -144,9 +142,6 @@ class HostLink:
         if self._conn is conn:
             self._drop(conn)
             log.warning("%s: the SSH connection was lost", self.describe())
-            for cb in list(self.on_lost):
-                with contextlib.suppress(Exception):
-                    cb()
 
     def _drop(self, conn: Any) -> None:
         if self._conn is conn:
@@ -222,6 +217,14 @@ class HostLink:
         if self._sftp is None:
             self._sftp = await conn.start_sftp_client()
         return self._sftp
+
+    async def get_file(self, remote: str, local: str) -> None:
+        """Copy the host's file ``remote`` to ``local`` (SFTP on this connection)."""
+        await (await self.sftp()).get(remote, local)
+
+    async def put_file(self, local: str, remote: str) -> None:
+        """Copy ``local`` to the host's ``remote`` (SFTP on this connection)."""
+        await (await self.sftp()).put(local, remote)
 
     async def probe(self) -> dict[str, str]:
         """The host's lightning-kernel version (refused when it differs), its CPU count and Python."""

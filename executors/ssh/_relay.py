@@ -52,14 +52,15 @@ class BadRequest(Exception):
 class Relay:
     """Serves ``lkrelay.<service_id(root, host)>`` for each host, on the executor's NATS connection."""
 
-    def __init__(self, nc: Any, store_root: str, sftp: Callable[[str], Awaitable[Any]]) -> None:
+    def __init__(self, nc: Any, store_root: str, links: Callable[[str], Any]) -> None:
         from lightning_kernel.storage._backends import TMP_DIR, LocalBackend
 
         self.nc = nc
         self.backend = LocalBackend(store_root)
         self.root = self.backend.root
         self._tmp_dir = TMP_DIR
-        self._sftp = sftp
+        self._links = links
+        """``host name -> HostLink`` (``get_file``/``put_file``: SFTP on the host's connection)."""
         self._subs: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(_PARALLEL)
@@ -196,10 +197,9 @@ class Relay:
         self._path(key)
         if not os.path.isabs(remote):
             raise BadRequest(f"host path {remote!r} is not absolute")
-        sftp = await self._sftp(host)
         tmp = self.backend._tmp()
         try:
-            await sftp.get(remote, tmp)
+            await self._links(host).get_file(remote, tmp)
             await asyncio.to_thread(self.backend._commit, tmp, key)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -213,5 +213,4 @@ class Relay:
             raise FileNotFoundError(key)
         if not os.path.isabs(remote):
             raise BadRequest(f"host path {remote!r} is not absolute")
-        sftp = await self._sftp(host)
-        await sftp.put(path, remote)
+        await self._links(host).put_file(path, remote)

@@ -118,20 +118,22 @@ def _wait_for_line(proc: subprocess.Popen[str], marker: str, seen: list[str]) ->
     )
 
 
+@pytest.mark.parametrize("ns_first", [False, True], ids=["loop-then-ns", "ns-then-loop"])
 def test_a_path_goes_local_to_remote_to_another_remote_and_back_with_no_s3(
-    lk: Any, ssh_host: Any, ssh_ns_host: Any, ssh_config_file: Any
+    lk: Any, ssh_host: Any, ssh_ns_host: Any, ssh_config_file: Any, ns_first: bool
 ) -> None:
     _config(ssh_config_file, lk, ssh_host, ssh_ns_host)
-    app = lk.app(HANDOVER.replace("HOSTS", repr([ssh_host.name, ssh_ns_host.name])))
+    first, second = (ssh_ns_host, ssh_host) if ns_first else (ssh_host, ssh_ns_host)
+    app = lk.app(HANDOVER.replace("HOSTS", repr([first.name, second.name])))
     out = lk("run", "app", app, timeout=180, check=True)
-    assert f"FINAL local,{ssh_host.name}.txt,{ssh_ns_host.name}.txt," in out.stdout, out.stdout
+    assert f"FINAL local,{first.name}.txt,{second.name}.txt," in out.stdout, out.stdout
     history = lk("history", "latest", "--json", check=True).stdout
     for host in (ssh_host, ssh_ns_host):
         assert json.dumps(host.home) in history, f"a Work ran as the test user on {host.name}"
     # The remote Works' prints reach `run app`, and `logs`.
-    assert f"on {ssh_host.work_dir}" in out.stdout, out.stdout
+    assert f"on {first.work_dir}" in out.stdout, out.stdout
     logs = lk("logs", "latest", "root.hop1", check=True).stdout
-    assert "read local," in logs and ssh_ns_host.work_dir in logs, logs
+    assert "read local," in logs and second.work_dir in logs, logs
     ssh_host.wait_ps(lambda procs: not procs)
     ssh_ns_host.wait_ps(lambda procs: not procs)
 
@@ -179,6 +181,17 @@ def test_a_host_with_another_version_fails_the_work_naming_both(
     assert "0.0.0+other" in text and __version__ in text and ssh_host.name in text, text
     hosts = lk("hosts")
     assert hosts.returncode == 1 and "0.0.0+other" in hosts.stdout, hosts.stdout
+
+
+def test_a_python_without_lightning_kernel_fails_the_work_saying_what_to_install(
+    lk: Any, ssh_host: Any, ssh_config_file: Any
+) -> None:
+    _config(ssh_config_file, lk, ssh_host, python="/usr/bin/python3")
+    app = lk.app(HANDOVER.replace("HOSTS", repr([ssh_host.name])))
+    out = lk("run", "app", app, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "/usr/bin/python3 has no lightning-kernel" in text, text
+    assert "pip install 'lightning-kernel==" in text and ssh_host.name in text, text
 
 
 def test_hosts_says_what_each_host_is(lk: Any, ssh_host: Any, ssh_config_file: Any) -> None:
