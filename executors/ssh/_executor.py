@@ -222,11 +222,12 @@ class SshHandle(WorkerHandle):
 
     async def _ended_how(self, exit_file: str, log_file: str) -> WorkerExit:
         e, g = _quote_home(exit_file), self._pgid
+        pid_file = f"{self._ref['dir']}/pid-{self._ref['attempt']}"
         _, out, _ = await self.link.run(
             # The worker's parent writes its exit status as soon as it ended: give it a moment.
             f"i=0; while [ ! -f {e} ] && kill -0 {g} 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
             f"cat {e} 2>/dev/null; echo; tail -c 2000 {_quote_home(log_file)} 2>/dev/null; "
-            f"kill -KILL -- -{g} 2>/dev/null; rm -f {e} {_quote_home(log_file)}; "
+            f"kill -KILL -- -{g} 2>/dev/null; rm -f {e} {_quote_home(log_file)} {_quote_home(pid_file)}; "
             f"rmdir {_quote_home(self._ref['dir'])} {_quote_home(self._ref['dir'].rsplit('/', 1)[0])} 2>/dev/null; true",
             timeout=30,
         )

@@ -471,8 +471,11 @@ def ssh_wrong_version_python(_ssh_base: _Base) -> str:
     wrapper = _ssh_base.session_dir / "python-other-version"
     path = f"{fake}${{PYTHONPATH:+:$PYTHONPATH}}"
     wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{path}" exec "{_ssh_base.python}" "$@"\n')
+    # Modes set, not left to the umask: a kernel started in this process (tests do) makes it 077.
     for made in (fake, pkg, info, wrapper):
         os.chmod(made, 0o755)
+    for made in (pkg / "__init__.py", pkg / "_version.py", info / "METADATA"):
+        os.chmod(made, 0o644)
     return str(wrapper)
 
 
@@ -515,6 +518,7 @@ def _start_sshd(prefix: list[str], config: Path, log: Path) -> subprocess.Popen[
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
+            start_new_session=True,  # a Ctrl-C of the test run must not take the daemons before teardown
         )
     try:
         _wait(
