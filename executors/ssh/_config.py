@@ -6,6 +6,7 @@ the field, and says what is expected.
     [executors.ssh]
     known_hosts = "~/.ssh/known_hosts"   # the default; "none" only per host, with a warning
     keepalive_s = 5                      # a dead link is seen within 3 keepalives
+    ciphers = ["aes128-gcm@openssh.com"] # tried first; the default prefers AES-GCM (see CIPHERS)
 
     [[executors.ssh.hosts]]
     name = "box1"
@@ -45,7 +46,11 @@ _HOST_KEYS = {
     "env",
     "passphrase",
 }
-_TOP_KEYS = {"known_hosts", "keepalive_s", "connect_timeout_s", "hosts", "data_dir"}
+_TOP_KEYS = {"known_hosts", "keepalive_s", "connect_timeout_s", "ciphers", "hosts", "data_dir"}
+CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+"""Preferred first (asyncssh's other defaults follow): with AES-NI, as on nearly every x86 and Arm
+server, asyncssh's SFTP moved 200 MB at ~400 MB/s with AES-GCM and ~220-320 MB/s with its default
+chacha20-poly1305 here (OpenSSH's scp, chacha20 by default: 206 MB/s)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class SshConfig:
     hosts: tuple[HostConfig, ...] = ()
     keepalive_s: float = 5.0
     connect_timeout_s: float = 10.0
+    ciphers: tuple[str, ...] = CIPHERS
+    """Encryption algorithms tried first (``ciphers = [...]`` in ``[executors.ssh]``)."""
 
     def host(self, name: str) -> HostConfig:
         for h in self.hosts:
@@ -151,6 +158,7 @@ def parse(table: dict[str, Any]) -> SshConfig:
     for key, value in (("keepalive_s", keepalive), ("connect_timeout_s", timeout)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"[executors.ssh]: {key} must be a number of seconds > 0, got {value!r}")
+    ciphers = _strings("[executors.ssh]", "ciphers", table.get("ciphers", list(CIPHERS)))
     raw_hosts = table.get("hosts", [])
     if not isinstance(raw_hosts, list) or not all(isinstance(h, dict) for h in raw_hosts):
         raise ConfigError("[executors.ssh]: hosts must be [[executors.ssh.hosts]] tables")
@@ -207,4 +215,6 @@ def parse(table: dict[str, Any]) -> SshConfig:
                 passphrase=passphrase,
             )
         )
-    return SshConfig(hosts=tuple(hosts), keepalive_s=float(keepalive), connect_timeout_s=float(timeout))
+    return SshConfig(
+        hosts=tuple(hosts), keepalive_s=float(keepalive), connect_timeout_s=float(timeout), ciphers=ciphers
+    )

@@ -88,6 +88,8 @@ class HostLink:
                 "keepalive_count_max": 2,
                 "connect_timeout": self.config.connect_timeout_s,
                 "login_timeout": self.config.connect_timeout_s,
+                # Preferred first, asyncssh's defaults after: a host without them still connects.
+                "encryption_algs": "^" + ",".join(self.config.ciphers),
             }
             if h.client_keys:
                 options["client_keys"] = list(h.client_keys)
