@@ -62,6 +62,17 @@ CARRIED_ENV = (
 )
 """The kernel's S3 settings, carried to a worker whose store is S3 (in its 0600 spec, not its command)."""
 TERM_GRACE_S = 5.0
+SSH_DIR = ".lightning-kernel/ssh"
+"""Under the host's HOME: each worker's spec (while it starts), log and exit code."""
+SWEEP = (
+    f'for d in "$HOME"/{SSH_DIR}/*/*; do [ -d "$d" ] || continue; '
+    'if [ -n "$(find "$d" -maxdepth 0 -mmin +1440)" ]; then live=; '
+    'for p in "$d"/pid-*; do [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && live=1; done; '
+    '[ -z "$live" ] && rm -rf "$d"; fi; done; '
+    f'rmdir "$HOME"/{SSH_DIR}/* 2>/dev/null; true'
+)
+"""Run once per kernel start on each host: what workers of killed kernels left (their log and exit
+status, kept a day for a look) goes once no process of theirs is alive."""
 WRAPPER = r"""d=$1; a=$2; shift 2
 trap '' HUP TERM
 "$@" & c=$!
@@ -73,8 +84,6 @@ echo "$s" > "$d/exit-$a.tmp" && mv "$d/exit-$a.tmp" "$d/exit-$a"
 """The worker's parent on the host, leader of its session and process group: it records the worker's
 exit status (``$?``: 128 + the signal when a signal killed it), then ends what the worker left in
 the group. It ignores SIGHUP and SIGTERM (the worker sets its own handlers)."""
-SSH_DIR = ".lightning-kernel/ssh"
-"""Under the host's HOME: each worker's spec (while it starts), log and exit code."""
 
 
 def _quote_home(path: str) -> str:
@@ -437,6 +446,7 @@ class SshExecutor(Executor):
         try:
             probed = await link.probe()
             self.placement.set_cpus(link.name, int(probed["cpus"]))
+            await link.run(SWEEP, timeout=60)
         except Exception as exc:
             log.debug("%s: not reached at start: %s", link.describe(), exc)
 

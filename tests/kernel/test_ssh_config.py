@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lightning_kernel._compute import requested
 from lightning_kernel.errors import ConfigError, ExecutorError
@@ -111,3 +113,25 @@ def test_what_no_host_could_hold_is_refused_naming_what_exists() -> None:
         p.candidates("tpu", requested({"name": "tpu"}))
     with pytest.raises(ExecutorError, match="no hosts"):
         Placement(()).candidates("default", {"cpus": 1.0})
+
+
+def test_the_sweep_removes_what_dead_workers_left_a_day_ago_and_nothing_alive(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from lightning_kernel.executors.ssh._executor import SSH_DIR, SWEEP
+
+    root = tmp_path / SSH_DIR
+    for run, pid, age in (
+        ("dead-old", 999_999_999, 2 * 86400),
+        ("live-old", os.getpid(), 2 * 86400),
+        ("dead-new", 999_999_999, 0),
+    ):
+        d = root / run / "root.w"
+        d.mkdir(parents=True)
+        (d / "pid-1").write_text(f"{pid}\n")
+        (d / "log-1").write_text("the last words\n")
+        then = d.stat().st_mtime - age
+        os.utime(d, (then, then))
+    subprocess.run(["sh", "-c", SWEEP], env={**os.environ, "HOME": str(tmp_path)}, check=True)
+    assert sorted(p.name for p in root.iterdir()) == ["dead-new", "live-old"]
