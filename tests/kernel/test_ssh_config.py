@@ -119,7 +119,7 @@ def test_the_sweep_removes_what_dead_workers_left_a_day_ago_and_nothing_alive(tm
     import os
     import subprocess
 
-    from lightning_kernel.executors.ssh._executor import SSH_DIR, SWEEP
+    from lightning_kernel.executors.ssh._handle import SSH_DIR, SWEEP
 
     root = tmp_path / SSH_DIR
     for run, pid, age in (
