@@ -120,6 +120,8 @@ class RunDriver:
         self._fault: KernelError | None = None
         self.in_flow = False
         """True while ``root.run()`` runs (a signal handler may then interrupt it)."""
+        self.held = False
+        """Set by ``hold()``: no more iterations."""
         self.aborted: asyncio.Future[KernelError] = asyncio.get_event_loop().create_future()
         """Resolved with the fault when the kernel must stop driving this run at once."""
         for comp in app.components.values():
@@ -204,7 +206,17 @@ class RunDriver:
         if not self.state:
             return False
         run = self.state["run"]
-        return run["status"] == projection.RUN_ACTIVE and not self._ending and run["seq"] >= self._awaiting
+        return (
+            run["status"] == projection.RUN_ACTIVE
+            and not self._ending
+            and not self.held
+            and run["seq"] >= self._awaiting
+        )
+
+    def hold(self) -> None:
+        """Run the flow no more: a stop is on its way (a signal interrupted the flow, and the loop
+        must get to the stop before the next iteration blocks it again)."""
+        self.held = True
 
     async def _publish(self, events: list[Event]) -> None:
         if events:

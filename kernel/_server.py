@@ -53,6 +53,8 @@ EVENTS_TICK_S = 0.5
 """A long poll of events wakes on each recorded event, and this often to see if its client left."""
 LOGS_TICK_S = 0.1
 """The recorder does not signal recorded log lines: a long poll of logs looks this often."""
+STOP_S = 15.0
+"""Seconds after SIGTERM/SIGINT after which serve exits whatever it is doing (a stop that hangs)."""
 
 
 class Server:
@@ -386,6 +388,26 @@ def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY
         async def shutdown(self, sockets: Any = None) -> None:
             server.stopping.set()  # long polls answer now, so the grace below is for the rest
             await super().shutdown(sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn's plain handler while it serves. Flows run on the loop: a root.run() that
+            # blocks (sleeps, waits on a socket) would keep the loop from ever seeing should_exit,
+            # so it is interrupted here, as `run app` does (the iteration is dropped).
+            again = self.should_exit
+            super().handle_exit(sig, frame)
+            code = 130 if sig == signal.SIGINT else 143
+            if again:
+                os._exit(code)  # a second signal: now
+            from ._embedded import _exit_soon
+
+            _exit_soon(code, STOP_S)  # a stop that hangs ends anyway
+            drivers = list(server.kernel.runs.values())
+            for driver in drivers:
+                driver.hold()
+            if any(d.in_flow for d in drivers):
+                from ._loop import FlowInterrupted
+
+                raise FlowInterrupted(signal.Signals(sig).name.lower())
 
     server = Server(config, host, port, max_body)
 

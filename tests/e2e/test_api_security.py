@@ -533,3 +533,40 @@ def test_sigterm_during_a_long_poll_and_a_slow_upload_stops_serve(lk, served) ->
     assert [(r["status"], r["message"]) for r in runs if r["id"] == run_id] == [
         ("interrupted", "serve shutdown")
     ]
+
+
+BLOCKING = """
+import os, time
+from lightning_kernel import LightningApp, LightningFlow
+
+class Root(LightningFlow):
+    def run(self):
+        open(os.environ["LK_TEST_BLOCKING"], "w").close()
+        time.sleep(600)
+
+app = LightningApp(Root())
+"""
+
+
+def test_sigterm_stops_serve_while_a_flow_blocks_in_root_run(lk, served) -> None:
+    # The flow runs on serve's loop: while it blocks, nothing else there answers (the API neither),
+    # and only a plain signal handler can get it out.
+    marker = lk.dir / "blocking"
+    lk.env["LK_TEST_BLOCKING"] = str(marker)
+    s = served()
+    follower = lk.popen("run", "app", lk.app(BLOCKING, "blocking.py"), "--server", s.url)
+    s._followers.append(follower)
+    deadline = time.monotonic() + 90
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the flow never reached its blocking call"
+        time.sleep(0.05)
+    started = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    s.proc.communicate(timeout=60)
+    took = time.monotonic() - started
+    assert s.proc.returncode == 0
+    assert took < 10, f"serve took {took:.1f} s to stop"
+    runs = lk.json_lines("runs")
+    assert [(r["status"], r["message"]) for r in runs if r["name"] == "blocking"] == [
+        ("interrupted", "serve shutdown")
+    ]
