@@ -406,3 +406,12 @@ def test_work_stop_stops_the_remote_worker(lk: Any, ssh_host: Any, ssh_config_fi
     out = lk("run", "app", app, timeout=120, check=True)
     assert "STOPPED at" in out.stdout, out.stdout
     ssh_host.wait_ps(lambda procs: not procs)
+
+
+def test_ssh_without_hosts_says_how_to_configure_them(lk: Any) -> None:
+    app = lk.app(TICKER.replace("HOST", "default").replace("TICKS", "1"))
+    out = lk("run", "app", app, timeout=60)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "the ssh executor has no hosts: add [[executors.ssh.hosts]]" in text, text
+    hosts = lk("hosts")
+    assert hosts.returncode == 1 and "no SSH hosts configured" in hosts.stderr, hosts.stderr
