@@ -41,7 +41,7 @@ from lightning_kernel.executors import Executor, WorkerHandle, WorkerSpec
 
 from ._config import SshConfig
 from ._handle import SSH_DIR, SWEEP, WRAPPER, SshHandle, _proc_start, _quote_home
-from ._link import HostLink
+from ._link import HostLink, HostUnreachable
 from ._placement import Placement, Slot
 from ._relay import Relay
 
@@ -241,13 +241,20 @@ class SshExecutor(Executor):
             asked = requested(spec.compute)
         except ValueError as exc:
             raise ExecutorError(str(exc)) from exc
-        slot = await self._reserve(name, asked)
-        try:
-            return await self._launch(spec, slot)
-        except BaseException:
-            self.placement.release(slot)
-            self._wake()
-            raise
+        while True:
+            slot = await self._reserve(name, asked)
+            try:
+                return await self._launch(spec, slot)
+            except HostUnreachable as exc:
+                # A host that is off or cut off: the Work goes to another matching host if one answers.
+                self.placement.release(slot)
+                self.placement.mark_down(slot.host, str(exc))
+                log.warning("%s; placing %s elsewhere", exc, spec.work)
+                self._wake()
+            except BaseException:
+                self.placement.release(slot)
+                self._wake()
+                raise
 
     async def _launch(self, spec: WorkerSpec, slot: Slot) -> SshHandle:
         link = self.links[slot.host]

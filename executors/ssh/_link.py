@@ -39,6 +39,10 @@ PROBE = (
 )
 
 
+class HostUnreachable(ExecutorError):
+    """The host did not answer (refused, timed out, no route): another host may take the Work."""
+
+
 def _asyncssh() -> Any:
     try:
         import asyncssh
@@ -124,7 +128,7 @@ class HostLink:
                     f"{self.describe()}: user {h.user!r} was refused with keys {keys} ({exc})"
                 ) from exc
             except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
-                raise ExecutorError(
+                raise HostUnreachable(
                     f"{self.describe()}: cannot connect: {type(exc).__name__}: {exc}"
                 ) from exc
             self._conn = conn

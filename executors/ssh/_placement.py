@@ -10,12 +10,16 @@ and what the hosts have; one that must wait for others to finish is told why.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from lightning_kernel._compute import GENERIC_NAMES
 from lightning_kernel.errors import ExecutorError
 
 from ._config import HostConfig
+
+DOWN_S = 30.0
+"""How long a host that did not answer is passed over while other hosts can take its Works."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class _Host:
 class Placement:
     def __init__(self, hosts: tuple[HostConfig, ...]) -> None:
         self._hosts = {h.name: _Host(h, None if h.cpus is None else float(h.cpus)) for h in hosts}
+        self._down: dict[str, tuple[float, str]] = {}
 
     def set_cpus(self, host: str, cpus: int) -> None:
         """The host's own CPU count, for a host whose config does not say."""
@@ -86,10 +91,25 @@ class Placement:
             )
         return [h.config.name for h in fitting]
 
+    def mark_down(self, host: str, why: str, seconds: float = DOWN_S) -> None:
+        """``host`` did not answer: no Work goes there for ``seconds`` while another host can take it."""
+        self._down[host] = (time.monotonic() + seconds, why)
+
+    def down(self, candidates: list[str]) -> dict[str, str]:
+        now = time.monotonic()
+        return {h: why for h, (until, why) in self._down.items() if until > now and h in candidates}
+
     def take(self, name: str, asked: dict[str, float]) -> Slot | None:
-        """A slot on the least loaded matching host with room now, or None (all busy)."""
+        """A slot on the least loaded matching host with room now, or None (all busy). Hosts that
+        just failed to answer are passed over; when every matching host did, that is an error."""
         cpus, gpus = asked.get("cpus", 1.0), int(asked.get("gpus", 0))
-        ready = [self._hosts[n] for n in self.candidates(name, asked)]
+        names = self.candidates(name, asked)
+        down = self.down(names)
+        if down and len(down) == len(names):
+            raise ExecutorError(
+                f"no SSH host for CloudCompute({name!r}) answers: " + "; ".join(down.values())
+            )
+        ready = [self._hosts[n] for n in names if n not in down]
         free = [h for h in ready if h.fits_now(cpus, gpus)]
         if not free:
             return None

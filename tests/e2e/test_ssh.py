@@ -415,3 +415,17 @@ def test_ssh_without_hosts_says_how_to_configure_them(lk: Any) -> None:
     assert out.returncode != 0 and "the ssh executor has no hosts: add [[executors.ssh.hosts]]" in text, text
     hosts = lk("hosts")
     assert hosts.returncode == 1 and "no SSH hosts configured" in hosts.stderr, hosts.stderr
+
+
+def test_a_host_that_does_not_answer_is_passed_over_for_one_that_does(
+    lk: Any, ssh_host: Any, ssh_config_file: Any
+) -> None:
+    from _fixtures._ports import free_port
+
+    dead = ssh_host.config(name="dead", address=f"{ssh_host.user}@127.0.0.1:{free_port()}", labels=["pool"])
+    _config(ssh_config_file, lk, dead, ssh_host.config(labels=["pool"]))
+    app = lk.app(TICKER.replace('"HOST"', '"pool"').replace("TICKS", "1"))
+    out = lk("run", "app", app, timeout=120, check=True)
+    assert "DONE 1" in out.stdout, out.stdout
+    history = lk("history", "latest", check=True).stdout
+    assert f"host={ssh_host.name}" in history and "host=dead" not in history, history

@@ -135,3 +135,13 @@ def test_the_sweep_removes_what_dead_workers_left_a_day_ago_and_nothing_alive(tm
         os.utime(d, (then, then))
     subprocess.run(["sh", "-c", SWEEP], env={**os.environ, "HOME": str(tmp_path)}, check=True)
     assert sorted(p.name for p in root.iterdir()) == ["dead-new", "live-old"]
+
+
+def test_a_host_that_did_not_answer_is_passed_over_and_all_down_is_an_error() -> None:
+    p = Placement(parse({"hosts": [host(name="a", cpus=2), host(name="b", cpus=2)]}).hosts)
+    p.mark_down("a", "host a: cannot connect")
+    slot = p.take("default", {"cpus": 1.0})
+    assert slot is not None and slot.host == "b"
+    p.mark_down("b", "host b: cannot connect")
+    with pytest.raises(ExecutorError, match="answers: host a: cannot connect; host b: cannot connect"):
+        p.take("default", {"cpus": 1.0})
