@@ -50,6 +50,7 @@ class FitLoop(FitLoopState):
         self._epoch_outputs: list[Any] = []
         self._restart: dict[str, Any] | None = None
         self._epoch_start_rng: dict[str, Any] | None = None
+        self._val_start_rng: dict[str, Any] | None = None
         self.train_dataloader: Any = None
         self.num_training_batches: int | float = float("inf")
         self._loaded_epoch = -1
@@ -223,7 +224,7 @@ class FitLoop(FitLoopState):
             self.batches_done = restart["batches_done"]
             self.batch_idx = self.batches_done - 1
             self._epoch_start_rng = restart["epoch_start_rng"]
-            restore_rng(restart["rng"])
+            restore_rng(restart.get("val_start_rng") or restart["rng"])
         else:
             skip = self.batches_done = restart["batches_done"]
             self.batch_idx = skip - 1
@@ -235,7 +236,7 @@ class FitLoop(FitLoopState):
         if restart is None or not restart["epoch_finished"]:
             batches = iterate(loader, self.num_training_batches, skip)
             if skip and restart is not None:
-                batches = _restore_after_first(batches, restart["rng"])
+                batches = _restore_after_first(batches, restart.get("val_start_rng") or restart["rng"])
             for batch_idx, batch, is_last in batches:
                 if pending:  # the validation the checkpointed batch was about to trigger
                     pending = False
@@ -348,7 +349,13 @@ class FitLoop(FitLoopState):
         first = connector.first_loop_iter
         if not accumulating:
             trainer._call_module_hook("on_validation_model_zero_grad")
-        self.val_loop.run()
+        # A checkpoint saved during this validation resumes it from here: making its dataloader's
+        # iterator draws from the global RNG, which the resumed run's new iterator draws again.
+        self._val_start_rng = capture_rng()
+        try:
+            self.val_loop.run()
+        finally:
+            self._val_start_rng = None
         trainer.training = True
         connector.first_loop_iter = first
 

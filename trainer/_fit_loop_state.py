@@ -21,6 +21,7 @@ class FitLoopState:
     _batch_tail: bool
     _restart: dict[str, Any] | None
     _epoch_start_rng: dict[str, Any] | None
+    _val_start_rng: dict[str, Any] | None
 
     def should_accumulate(self) -> bool:
         raise NotImplementedError
@@ -46,6 +47,7 @@ class FitLoopState:
             self.is_last_batch or self.batches_done >= self.num_training_batches
         )
         steps = {"total": {"ready": self.global_step, "completed": self.global_step}}
+        pending = self._val_pending()
         return {
             "state_dict": {},
             "epoch_progress": {"total": dict(epoch), "current": dict(epoch)},
@@ -60,7 +62,9 @@ class FitLoopState:
             "lightning_kernel": {
                 "epoch_start_rng": self._epoch_start_rng,
                 "epoch_finished": finished,
-                "val_pending": self._val_pending(),
+                "val_pending": pending,
+                # saved during a validation that the resumed run runs again: the RNG from before it
+                "val_start_rng": self._val_start_rng if pending else None,
             },
         }
 
@@ -87,6 +91,7 @@ class FitLoopState:
             "epoch_start_rng": ours.get("epoch_start_rng"),
             "rng": rng,
             "val_pending": bool(mid_epoch and ours.get("val_pending", False)),
+            "val_start_rng": ours.get("val_start_rng") if mid_epoch else None,
         }
         if mid_epoch:
             self.batches_done = self._restart["batches_done"]

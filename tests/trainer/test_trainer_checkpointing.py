@@ -3,6 +3,7 @@ bad files, and a round trip through S3 (moto's server)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -330,3 +331,48 @@ def test_a_checkpoint_written_mid_validation_resumes_with_that_whole_validation(
     # all of step 4's validation again before epoch 1's batches, then epoch 1's own
     assert resumed.batches == [(4, 0), (4, 1), (4, 2), (4, 3), (8, 0), (8, 1), (8, 2), (8, 3)]
     assert trainer.global_step == 8
+
+
+@pytest.mark.parametrize(
+    ("val_check_interval", "stop_at"), [(1.0, 16), (0.5, 12)], ids=["epoch-end", "mid-epoch"]
+)
+def test_a_resume_from_mid_validation_continues_the_same_loss_curve(
+    tmp_path: Path, val_check_interval: float, stop_at: int
+) -> None:
+    """The validation's dataloader iterator draws from the global RNG when it is made; the resumed run
+    makes it again, so it must start from the RNG as it was before that draw, or every later epoch
+    shuffles differently (seen as another final loss, in a Work stopped during validation)."""
+
+    class Shuffled(BoringModel):
+        def train_dataloader(self) -> Any:
+            return DataLoader(RandomDataset(32, 64), batch_size=8, shuffle=True)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            out = super().training_step(batch, batch_idx)
+            self.losses.append(float(out["loss"]))
+            return out
+
+    class Abort(Exception):
+        pass
+
+    class StopMidValidation(pl.Callback):
+        def on_validation_batch_end(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
+            if not trainer.sanity_checking and trainer.global_step == stop_at:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise Abort()
+
+    def fit(callbacks: list[Any], ckpt: Path | None = None) -> list[float]:
+        pl.seed_everything(5)
+        model = Shuffled()
+        model.losses = []
+        trainer = quiet_trainer(
+            tmp_path, max_epochs=4, val_check_interval=val_check_interval, callbacks=callbacks
+        )
+        with contextlib.suppress(Abort):
+            trainer.fit(model, ckpt_path=ckpt)
+        return model.losses
+
+    straight = fit([])
+    before = fit([StopMidValidation()])
+    after = fit([], tmp_path / "mid.ckpt")
+    assert len(before) == stop_at and before + after == straight
