@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lightning_kernel.executors._proc import process_start
+
 from ._bus import Bus, KeyExists, WrongRevision
 from .errors import LeaseHeld
 
@@ -51,18 +53,6 @@ def _boot_id() -> str:
         with open("/proc/sys/kernel/random/boot_id") as f:
             return f.read().strip()
     except OSError:
-        return ""
-
-
-def _process_start(pid: int) -> str:
-    """The start time of process ``pid`` in clock ticks since boot ('' if unknown or a zombie: a
-    killed kernel whose parent has not reaped it yet is gone too): with the pid, it tells a live
-    holder from a newer process that reuses its pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return "" if fields[0] in ("Z", "X") else fields[19]
-    except (OSError, IndexError):
         return ""
 
 
@@ -87,7 +77,7 @@ class Holder:
             pid=pid,
             since=time.time(),
             boot=_boot_id(),
-            pid_start=_process_start(pid),
+            pid_start=process_start(pid),
             data_dir=data_dir,
         )
 
@@ -117,7 +107,7 @@ class Holder:
             return True
         except PermissionError:
             return False  # alive, as another user
-        return bool(self.pid_start) and _process_start(self.pid) != self.pid_start
+        return bool(self.pid_start) and process_start(self.pid) != self.pid_start
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 
 from lightning_kernel._natsserver import die_with_parent
 from lightning_kernel.executors import Executor, WorkerExit, WorkerHandle, WorkerSpec, hookimpl
+from lightning_kernel.executors._proc import process_start
 
 _WORKER_PREFIX = "lk-worker "
 ATTACH_GRACE_S = 15.0
@@ -92,15 +93,6 @@ def warm() -> None:
 
     forkserver_context()
     forkserver.ensure_running()
-
-
-def process_start(pid: int) -> str:
-    """The start time of ``pid`` (clock ticks since boot), '' when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
 
 
 class LocalHandle(WorkerHandle):

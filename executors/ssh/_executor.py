@@ -38,9 +38,10 @@ from urllib.parse import urlsplit
 from lightning_kernel._compute import requested
 from lightning_kernel.errors import ExecutorError
 from lightning_kernel.executors import Executor, WorkerHandle, WorkerSpec
+from lightning_kernel.executors._proc import stat_start
 
 from ._config import SshConfig
-from ._handle import SSH_DIR, SWEEP, WRAPPER, SshHandle, _proc_start, _quote_home
+from ._handle import SSH_DIR, SWEEP, WRAPPER, SshHandle, _quote_home
 from ._link import HostLink, HostUnreachable
 from ._placement import Placement, Slot
 from ._relay import Relay
@@ -111,15 +112,13 @@ class SshExecutor(Executor):
     async def _reserve(self, name: str, asked: dict[str, float]) -> Slot:
         if self._changed is None:
             self._changed = asyncio.Event()
-        self.placement.candidates(name, asked)  # refuses at once what no host can ever hold
-        # Hosts whose CPU count is not configured are counted once reached.
-        for link in self.links.values():
-            if self.placement._hosts[link.name].cpus is None and link.name in self.placement.candidates(
-                name, asked
-            ):
+        # Refuses at once what no host can ever hold; hosts whose CPU count is not configured are
+        # counted once reached.
+        for host in self.placement.candidates(name, asked):
+            if not self.placement.cpus_known(host):
                 with contextlib.suppress(ExecutorError):
-                    probed = await link.probe()
-                    self.placement.set_cpus(link.name, int(probed["cpus"]))
+                    probed = await self.links[host].probe()
+                    self.placement.set_cpus(host, int(probed["cpus"]))
         said = ""
         while True:
             slot = self.placement.take(name, asked)
@@ -303,7 +302,7 @@ class SshExecutor(Executor):
         ref = {
             "host": link.name,
             "pid": int(lines[1]),
-            "start": _proc_start(lines[2]),
+            "start": stat_start(lines[2]),
             "pgid": int(lines[0]),
             "dir": folder,
             "attempt": a,
@@ -328,7 +327,7 @@ class SshExecutor(Executor):
         except ExecutorError as exc:
             log.info("re-attaching the worker on %s: %s", link.describe(), exc)
             return None
-        if _proc_start(out) != start:
+        if stat_start(out) != start:
             return None
         spec = self.attaching()
         lease_s = 10.0

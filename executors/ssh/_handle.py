@@ -19,6 +19,7 @@ from typing import Any
 
 from lightning_kernel.errors import ExecutorError
 from lightning_kernel.executors import WorkerExit, WorkerHandle
+from lightning_kernel.executors._proc import stat_start
 
 from ._link import HostLink
 from ._placement import Slot
@@ -57,14 +58,6 @@ def _quote_home(path: str) -> str:
     if path.startswith("~/"):
         return '"$HOME"/' + shlex.quote(path[2:])
     return shlex.quote(path)
-
-
-def _proc_start(stat: str) -> str:
-    """The start time field of a ``/proc/PID/stat`` line; '' if it is not one."""
-    try:
-        return stat.rsplit(")", 1)[1].split()[19]
-    except IndexError:
-        return ""
 
 
 def _killed(host: str, sig: int, tail: str) -> str:
@@ -180,7 +173,7 @@ class SshHandle(WorkerHandle):
 
     async def _same_process(self) -> bool:
         _, out, _ = await self.link.run(f"cat /proc/{self._pid}/stat 2>/dev/null", timeout=30)
-        return _proc_start(out) == self._ref["start"] and out != ""
+        return stat_start(out) == self._ref["start"] and out != ""
 
     async def _reconnect(self) -> bool:
         """Get the connection back within the lease (the worker is still waiting for its kernel)."""

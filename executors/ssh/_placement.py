@@ -63,6 +63,9 @@ class Placement:
         self._hosts = {h.name: _Host(h, None if h.cpus is None else float(h.cpus)) for h in hosts}
         self._down: dict[str, tuple[float, str]] = {}
 
+    def cpus_known(self, host: str) -> bool:
+        return self._hosts[host].cpus is not None
+
     def set_cpus(self, host: str, cpus: int) -> None:
         """The host's own CPU count, for a host whose config does not say."""
         h = self._hosts[host]
