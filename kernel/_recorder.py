@@ -4,7 +4,10 @@ Each database has its own consumers (``lk-rec-<db id>``, ``lk-logrec-<db id>``),
 a NATS but not a database never take each other's messages, and it records the runs it knows: those
 whose ``run.created`` names it (or names no database) and those already in it. One kernel records into
 a database at a time, under the lease ``recorder.<db id>``; another kernel on the same database stands
-by and takes over when that lease lapses.
+by and takes over when that lease lapses. The lease lives in NATS and the data in SQL, so the database
+holds the fence (``Fence``): the row naming the recorder, set at take-over and checked in every batch's
+transaction, so that a kernel frozen past its lease in the middle of a batch commits nothing after it
+wakes up, and cannot keep its row locks (PostgreSQL ends its transaction) while the next one waits.
 
 Each batch of events, the runs rows and snapshots they imply, and the recorder's position in the
 stream is one SQL transaction; the batch is acknowledged (AckAll on its last message) only after the
@@ -34,9 +37,9 @@ from ._codec import read_record
 from ._events import EVENT_STREAM, LOG_STREAM, UNREADABLE, RunCreated
 from ._lease import Leases, recorder_key
 from ._pull import Raw, stream_seq
-from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
+from ._records import Batch, EventRecord, Fence, LogLine, RunInfo, Snapshot
 from ._store import EventStore, load_state
-from .errors import KernelFault, LeaseHeld, LeaseLost, RunNotFound
+from .errors import KernelFault, LeaseHeld, LeaseLost, RunNotFound, StreamMismatch
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +129,20 @@ class Recorder:
             out[name] = start_of(state, meta, maxima[name], self.since.get(name), self.where)
         return out
 
+    def _fence(self, take: bool = False) -> Fence | None:
+        if self.leases is None:
+            return None
+        # Half the lease: a frozen kernel's locks are gone before its lease lapses and another takes over.
+        return Fence(self.leases.holder.kernel, self.leases.ttl / 2, take)
+
     async def _begin(self) -> None:
         self.standby = False
+        # The database names this kernel as its recorder first (waiting for a frozen one's batches to
+        # end), and only then says from where it records: after any batch the last recorder committed.
+        await asyncio.to_thread(self.store.write, Batch(fence=self._fence(take=True)))
         starts = await self._starts()
         meta = {k: v for s in starts.values() for k, v in s.meta.items()}
-        await asyncio.to_thread(self.store.write, Batch(meta=meta))
+        await asyncio.to_thread(self.store.write, Batch(meta=meta, fence=self._fence()))
         ev, lg = starts[EVENT_STREAM], starts[LOG_STREAM]
         self.recorded_seq = ev.first_seq - 1
         self._log_seq = lg.first_seq - 1
@@ -166,8 +178,17 @@ class Recorder:
                 await self.leases.acquire(recorder_key(self.db_id), f"recording into {self.where}")
             except LeaseHeld:
                 continue
+            try:
+                await self._begin()
+            except StreamMismatch as exc:
+                if self.on_fatal is not None:
+                    self.on_fatal(KernelFault(str(exc)))
+                return
+            except Exception as exc:  # the database is down, or slow to let go: next round
+                log.warning("taking over recording into %s failed, retrying: %s", self.where, exc)
+                self.standby = True
+                continue
             log.info("took over recording into %s", self.where)
-            await self._begin()
             return
 
     async def stop(self) -> None:
@@ -290,6 +311,7 @@ class Recorder:
         mine = [r for r in records if self._knows(r)]
         batch = self._fold_batch(mine)
         batch.meta["position"] = str(records[-1].seq)
+        batch.fence = self._fence()
         self.store.write(batch)
         for r in mine:
             if r.type == UNREADABLE:
@@ -378,7 +400,9 @@ class Recorder:
             if self._known.get(run_id, True):
                 lines.append(line)
         last = stream_seq(msgs[-1][2])
-        await asyncio.to_thread(self.store.write, Batch(logs=lines, meta={"log_position": str(last)}))
+        await asyncio.to_thread(
+            self.store.write, Batch(logs=lines, meta={"log_position": str(last)}, fence=self._fence())
+        )
         async with self._progress:
             self._log_seq = max(self._log_seq, last)
             self._progress.notify_all()

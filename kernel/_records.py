@@ -65,6 +65,25 @@ class LogLine:
     line: str
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The recorder's claim on a database, checked in the transaction of each of its batches.
+
+    The meta row ``recorder`` names the kernel that records into the database. A batch with a fence
+    is written only while that row names ``holder`` (``take``: it sets the row, which the kernel that
+    took the recorder lease does before it records). A kernel frozen past its lease (SIGSTOP, a VM
+    paused) between its lease check and its commit thus writes nothing once another took over.
+
+    On PostgreSQL the row is read ``FOR SHARE``: the events and logs batches of one kernel do not wait
+    for each other, and a take-over waits for the batches in flight. So that a frozen kernel cannot
+    hold those locks for ever, its transaction ends (the server cancels it) after ``hold_s`` without
+    a word from it, idle or inside a statement (a COPY waiting for rows)."""
+
+    holder: str
+    hold_s: float
+    take: bool = False
+
+
 @dataclass(slots=True)
 class Batch:
     """What the recorder writes in one transaction: all of it, or none of it."""
@@ -75,3 +94,5 @@ class Batch:
     logs: list[LogLine] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
     """Rows of the meta table to set with the rest (the recorder's position in its streams)."""
+    fence: Fence | None = None
+    """Write only as the recorder the database names (``Fence``)."""

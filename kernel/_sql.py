@@ -145,7 +145,7 @@ class SqlEventStore:
     # -- writes -------------------------------------------------------------------------------------
 
     def write(self, batch: Batch) -> None:
-        if not (batch.events or batch.runs or batch.snapshots or batch.logs or batch.meta):
+        if not (batch.events or batch.runs or batch.snapshots or batch.logs or batch.meta or batch.fence):
             return
         with self._connect(write=True) as conn, conn.begin():
             write_batch(conn, batch)

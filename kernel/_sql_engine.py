@@ -120,6 +120,9 @@ def _postgres_engine(u: URL) -> Engine:
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in u.query:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    if "application_name" not in u.query:
+        # pg_stat_activity then says which kernel holds a session (and a lock).
+        connect_args["application_name"] = f"lightning-kernel pid {os.getpid()}"
     # A long-running kernel outlives server restarts: a pooled connection is checked before use
     # (one cheap round trip per call) rather than failing the next batch.
     return sa.create_engine(u, connect_args=connect_args, pool_pre_ping=True)

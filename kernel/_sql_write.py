@@ -31,8 +31,8 @@ from sqlalchemy.engine import Connection
 
 from . import _schema as schema
 from ._json import dumps
-from ._records import Batch, EventRecord, LogLine, RunInfo, Snapshot
-from .errors import StoreError
+from ._records import Batch, EventRecord, Fence, LogLine, RunInfo, Snapshot
+from .errors import LeaseLost, StoreError
 
 _EVENT_COLS = "seq, id, run_id, type, version, ts, source, body"
 _RUN_COLS = "id, name, app_file, status, created_at, updated_at, message, last_seq"
@@ -57,6 +57,8 @@ def write_batch(conn: Connection, batch: Batch) -> None:
     """
     pg = conn.dialect.name == "postgresql"
     sql = _statements("%s" if pg else "?")
+    if batch.fence is not None:
+        _check_fence(conn, batch.fence, pg, sql)
     if batch.events:
         rows = _event_rows(batch.events)
         if pg and len(rows) >= COPY_FROM_ROWS:
@@ -77,6 +79,33 @@ def write_batch(conn: Connection, batch: Batch) -> None:
             conn.exec_driver_sql(sql["logs"], rows)
     if batch.meta:
         conn.exec_driver_sql(sql["meta"], sorted(batch.meta.items()))
+
+
+FENCE_KEY = "recorder"
+
+
+def _check_fence(conn: Connection, fence: Fence, pg: bool, sql: dict[str, str]) -> None:
+    """Take the recorder row (``fence.take``) or check that it names ``fence.holder``; raise
+    ``LeaseLost`` naming the kernel that records instead. On PostgreSQL, one round trip for a check."""
+    if pg:
+        ms = str(max(1, round(fence.hold_s * 1000)))
+        limits = "set_config('idle_in_transaction_session_timeout', %s, true), set_config('statement_timeout', %s, true)"
+        if fence.take:
+            conn.exec_driver_sql(f"SELECT {limits}", (ms, ms))
+        else:
+            row = conn.exec_driver_sql(
+                f"SELECT value, {limits} FROM meta WHERE key = %s FOR SHARE", (ms, ms, FENCE_KEY)
+            ).first()
+    elif not fence.take:
+        row = conn.exec_driver_sql("SELECT value FROM meta WHERE key = ?", (FENCE_KEY,)).first()
+    if fence.take:
+        conn.exec_driver_sql(sql["meta"], [(FENCE_KEY, fence.holder)])
+        return
+    if row is None or row[0] != fence.holder:
+        who = f"kernel {row[0]}" if row is not None else "no kernel"
+        raise LeaseLost(
+            f"{who} records into this database now, not this kernel ({fence.holder}): batch not written"
+        )
 
 
 COPY_FROM_ROWS = 64

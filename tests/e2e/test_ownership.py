@@ -402,8 +402,25 @@ app = LightningApp(Root())
 """
 
 
+def pause_inside_a_write(proc: subprocess.Popen[str], database: str, timeout: float = 30) -> None:
+    """SIGSTOP ``proc`` (a kernel) while it holds a PostgreSQL transaction that has written: its row
+    locks stay taken as long as it is frozen, unless the server ends that transaction."""
+    name = f"lightning-kernel pid {proc.pid}"
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND backend_xid IS NOT NULL"
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as db:
+        while time.monotonic() < deadline:
+            if db.execute(query, (name,)).fetchone()[0]:  # type: ignore[index]
+                proc.send_signal(signal.SIGSTOP)
+                if db.execute(query, (name,)).fetchone()[0]:  # type: ignore[index]
+                    return
+                proc.send_signal(signal.SIGCONT)  # it committed in between: again
+    raise AssertionError(f"{name} was never caught inside a write transaction in {timeout} s")
+
+
+@pytest.mark.parametrize("where", ["anywhere", "inside-a-write"])
 def test_a_kernel_paused_past_its_lease_publishes_nothing_once_another_drives_the_run(
-    tmp_path, nats, pg_database, leftovers
+    tmp_path, nats, pg_database, leftovers, where
 ):
     hold = tmp_path / "hold"
     hold.touch()
@@ -421,7 +438,10 @@ def test_a_kernel_paused_past_its_lease_publishes_nothing_once_another_drives_th
     try:
         wait_until("the Work counts", lambda: (work_var(a, "root.w", "n") or 0) >= 10, proc=pa)
         run_id = runs_of(a)[0]["id"]
-        pa.send_signal(signal.SIGSTOP)  # frozen: it renews nothing, and does not know it
+        if where == "anywhere":
+            pa.send_signal(signal.SIGSTOP)  # frozen: it renews nothing, and does not know it
+        else:
+            pause_inside_a_write(pa, pg_database)  # frozen with row locks that b must take
         wait_until(
             "the lease lapses",
             lambda: lease_holder(nats.url, nats.token, f"run.{run_id}") is None,
