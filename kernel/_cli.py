@@ -71,7 +71,7 @@ def _config(**kw: Any) -> Any:
         nats=kw.get("nats"),
         artifacts=kw.get("artifacts"),
         s3_endpoint=kw.get("s3_endpoint"),
-        executor=kw.get("executor"),
+        executor="ray" if kw.get("cloud") else kw.get("executor"),
         nats_token=kw.get("nats_token"),
         config_file=kw.get("config_file"),
     )
@@ -112,6 +112,12 @@ def run() -> None:
 @click.argument("app_file")
 @_store_options
 @click.option("--executor", envvar="LK_EXECUTOR", default=None, help="Executor for Works (default: local).")
+@click.option(
+    "--cloud",
+    is_flag=True,
+    envvar="LK_CLOUD",
+    help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
+)
 @click.option(
     "--server",
     envvar="LK_SERVER",
@@ -165,6 +171,12 @@ def hosts(config_file: str | None) -> None:
 @click.argument("run_id", metavar="RUN")
 @_store_options
 @click.option("--executor", envvar="LK_EXECUTOR", default=None)
+@click.option(
+    "--cloud",
+    is_flag=True,
+    envvar="LK_CLOUD",
+    help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
+)
 @_fail_cleanly
 def resume(run_id: str, **kw: Any) -> None:
     """Rebuild RUN from its events and carry on."""
@@ -225,6 +237,12 @@ class _Size(click.ParamType):
 )
 @_store_options
 @click.option("--executor", envvar="LK_EXECUTOR", default=None)
+@click.option(
+    "--cloud",
+    is_flag=True,
+    envvar="LK_CLOUD",
+    help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
+)
 @_fail_cleanly
 def serve(host: str, port: int, max_body: int, **kw: Any) -> None:
     """The long-running kernel, with its HTTP API at http://HOST:PORT/api.

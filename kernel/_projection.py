@@ -12,7 +12,8 @@ stays valid. The state::
                       "calls": {call: {"index", "seq", "stage", "args", "kwargs", ...}},
                       "attempt": n, "fenced": n,
                       "worker": {"attempt", "executor", "ref", "state": "running"|"exited",
-                                 "cause", "code", "signal", "message"} | None}}}
+                                 "cause", "code", "signal", "message"} | None,
+                        "interruptions": <workers of it that were preempted>}}}
 
 A Work's status is the status of its newest call (highest index), so events of different Works,
 and a status arriving after a newer request, fold to the same state in any interleaving.
@@ -272,6 +273,8 @@ def _worker_exited(state: State, record: EventRecord) -> State:
     assert isinstance(e, WorkerExited)
 
     def update(w: dict[str, Any]) -> None:
+        if e.cause == "preempted" and e.attempt > w.get("fenced", 0):
+            w["interruptions"] = w.get("interruptions", 0) + 1  # its node was taken away
         w["fenced"] = max(w.get("fenced", 0), e.attempt)
         worker = w.get("worker")
         if worker is not None and worker["attempt"] == e.attempt:

@@ -24,6 +24,19 @@ class WorkPendingReason:
     REQUESTING_RESOURCE = "requesting_ressource"
 
 
+class WorkFailureReasons:
+    """Why a Work's call ``failed`` or had to start again, where the kernel says so (Lightning App's values,
+    its spelling kept)."""
+
+    TIMEOUT = "timeout"
+    SPOT_RETRIVAL = "spot_retrival"
+    """The machine under the Work was taken away (a spot reclaim, a Ray node lost): the call is
+    ``pending`` with this reason while the Work is relaunched elsewhere, ``failed`` with it once the
+    executor's ``max_interruptions`` are spent."""
+    USER_EXCEPTION = "user_exception"
+    INVALID_RETURN_VALUE = "invalid_return_value"
+
+
 FINISHED_STAGES = frozenset({WorkStageStatus.SUCCEEDED, WorkStageStatus.FAILED, WorkStageStatus.STOPPED})
 
 

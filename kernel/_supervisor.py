@@ -8,6 +8,12 @@ calls with its message. A kernel that takes over a run whose log says a worker i
 worker's executor to re-attach it (``Executor.attach(ref)``); one that cannot be re-attached is
 fenced (``worker_exited cause=lost``) before anything else starts, so there are never two copies of a
 Work: the fold ignores a fenced attempt's events, and the worker itself stops when it sees the fence.
+
+A worker whose machine was taken away (``cause=preempted``: a spot reclaim, a Ray node lost) is no
+failure: its unfinished calls go back to ``pending`` (reason ``spot_retrival``, as Lightning App named
+it) and a new attempt starts from the oldest of them with the Work's last recorded state (its Paths
+are restored before ``run()``), up to its executor's ``max_interruptions``; past them the calls fail
+with that reason.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from lightning_kernel.executors._spec import WorkerExit, WorkerSpec
 
 from . import _projection as projection
 from ._events import Event, WorkerExited, WorkerStarted, WorkStatusChanged, work_token
-from ._status import WorkPendingReason, WorkStageStatus
+from ._status import WorkFailureReasons, WorkPendingReason, WorkStageStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,8 @@ class Supervisor:
         self._waiting: dict[str, str] = {}
         """Why a Work's worker has to wait, while its executor says so (``Executor.pending``)."""
         self._watching: set[asyncio.Task[None]] = set()
+        self._executor_of: dict[str, Any] = {}
+        """The executor of each Work's newest worker (its ``max_interruptions``)."""
         self.ending = False
         """Set once the run is ending or the kernel lets go of it: no worker starts any more."""
 
@@ -91,6 +99,7 @@ class Supervisor:
         PENDING.set(lambda why: self._pending(name, why))  # this task's own: Executor.pending()
         try:
             executor = self.executors.get(executor_name)
+            self._executor_of[name] = executor
             spec = self.make_spec(name, seq, attempt)
             spec.resume_vars = resume_vars
             handle = await executor.start(spec)
@@ -140,20 +149,31 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.caught_up(f"lk.{self.run_id}.evt.{work_token(name)}"), 5)
         state = self.state()
+        relaunch: int | None = None
         if not self.ending and state:
             calls = projection.unfinished_calls(state, name)
             stage = WorkStageStatus.STOPPED if exit_.clean else WorkStageStatus.FAILED
             reason = "WorkerExited" if exit_.clean else "WorkerDied"
+            message = exit_.describe()
             if exit_.cause == "preempted":
-                stage, reason = WorkStageStatus.STOPPED, "WorkerPreempted"
+                limit = int(getattr(self._executor_of.get(name), "max_interruptions", 0) or 0)
+                n = int(state["works"][name].get("interruptions", 0)) + 1
+                reason = WorkFailureReasons.SPOT_RETRIVAL
+                if calls and n <= limit:
+                    stage, relaunch = WorkStageStatus.PENDING, min(c["seq"] for c in calls)
+                    message = f"{message}; relaunching it (interruption {n} of at most {limit})"
+                else:
+                    stage = WorkStageStatus.FAILED
+                    message = f"{message}; interrupted {n} times (max_interruptions = {limit})"
             events.extend(
-                WorkStatusChanged(
-                    work=name, call=c["call_id"], stage=stage, reason=reason, message=exit_.describe()
-                )
+                WorkStatusChanged(work=name, call=c["call_id"], stage=stage, reason=reason, message=message)
                 for c in calls
             )
         with contextlib.suppress(Exception):
             await self.publish(events)
+        if relaunch is not None and not self.ending:
+            log.info("%s: %s", name, exit_.describe())
+            self.ensure(name, relaunch, self.state()["components"][name]["vars"])
 
     def _pending(self, name: str, why: str) -> None:
         """The executor's word that the worker of ``name`` waits: its unfinished calls say why."""
@@ -198,7 +218,7 @@ class Supervisor:
             self._next[name] = max(self._next.get(name, 1), attempt + 1)
             handle = None
             try:
-                executor = self.executors.get(worker["executor"])
+                executor = self._executor_of[name] = self.executors.get(worker["executor"])
                 token = ATTACHING.set(self.make_spec(name, 0, attempt))
                 try:
                     handle = await asyncio.wait_for(executor.attach(dict(worker.get("ref") or {})), 30)

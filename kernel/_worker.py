@@ -403,10 +403,29 @@ def _read_spec(spec_file: str | None) -> WorkerSpec:
             os.unlink(spec_file)  # it holds the NATS token: read once, then gone
 
 
+def _die_with_parent() -> None:
+    """With ``LK_DIE_WITH_PARENT`` (its pid), the worker is killed when its parent (a Ray actor) dies: an
+    actor killed or gone leaves no worker behind beside the one relaunched elsewhere (Linux only)."""
+    parent = os.environ.pop("LK_DIE_WITH_PARENT", "")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if str(os.getppid()) != parent:
+        os._exit(EXIT_REFUSED)  # the parent died before the request: nobody hosts this worker
+
+
 def _main_from_args(argv: list[str]) -> int:
     """``python -m lightning_kernel._worker [--spec-file F]``: the spec from ``F`` (deleted once read)
     or from ``LK_WORKER_SPEC``."""
     import argparse
+
+    _die_with_parent()
+    # A parent may have blocked them (a Ray worker's thread does, and exec keeps the mask): the
+    # runtime stops a call through SIGINT to its own main thread, and is told to stop by SIGTERM.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
     parser = argparse.ArgumentParser(prog="python -m lightning_kernel._worker")
     parser.add_argument("--spec-file")

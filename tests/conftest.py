@@ -6,4 +6,10 @@ import os
 
 os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
 
-pytest_plugins = ["_fixtures.nats", "_fixtures.s3", "_fixtures.sql", "_fixtures.sshd"]
+pytest_plugins = [
+    "_fixtures.nats",
+    "_fixtures.ray_cluster",
+    "_fixtures.s3",
+    "_fixtures.sql",
+    "_fixtures.sshd",
+]

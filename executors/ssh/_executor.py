@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import shlex
-import sys
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +37,7 @@ from urllib.parse import urlsplit
 from lightning_kernel._compute import requested
 from lightning_kernel.errors import ExecutorError
 from lightning_kernel.executors import Executor, WorkerHandle, WorkerSpec
+from lightning_kernel.executors._echo import KernelNats
 from lightning_kernel.executors._proc import stat_start
 
 from ._config import SshConfig
@@ -69,8 +69,7 @@ class SshExecutor(Executor):
         self.links = {h.name: HostLink(h, config) for h in config.hosts}
         self.placement = Placement(config.hosts)
         self._setup_done: dict[str, asyncio.Task[str]] = {}
-        self._nc: Any = None
-        self._nc_url = ""
+        self._kernel = KernelNats("lk-ssh-executor")
         self._relay: Relay | None = None
         self._subs: dict[int, list[Any]] = {}
         """Per handle: its log echo and its status watch (NATS subscriptions)."""
@@ -136,16 +135,11 @@ class SshExecutor(Executor):
     # -- the kernel's side: NATS, the relay, the echo ---------------------------------------------------
 
     async def _nats(self, spec: WorkerSpec) -> Any:
-        if self._nc is not None and self._nc_url == spec.nats_url and self._nc.is_connected:
-            return self._nc
-        import nats
-
-        self._nc = await nats.connect(
-            spec.nats_url, token=spec.nats_token, name="lk-ssh-executor", max_reconnect_attempts=-1
-        )
-        self._nc_url = spec.nats_url
-        self._relay = None
-        return self._nc
+        before = self._kernel.nc
+        nc = await self._kernel.connect(spec)
+        if nc is not before:
+            self._relay = None  # it served on the connection to another kernel's NATS
+        return nc
 
     async def _store_for(self, spec: WorkerSpec, host: str) -> str:
         parts = urlsplit(spec.artifacts)
@@ -167,13 +161,6 @@ class SshExecutor(Executor):
         subs = self._subs.setdefault(id(handle), [])
         attempt = int(handle.ref.get("attempt", 0))
 
-        async def on_line(msg: Any) -> None:
-            with contextlib.suppress(Exception):
-                line = json.loads(msg.data)
-                out = sys.stderr if line.get("s") == "stderr" else sys.stdout
-                out.write(f"{line.get('l', '')}\n")
-                out.flush()
-
         async def on_event(msg: Any) -> None:
             with contextlib.suppress(Exception):
                 event = json.loads(msg.data)
@@ -185,7 +172,7 @@ class SshExecutor(Executor):
                     self._wake()
 
         if spec.echo:
-            subs.append(await nc.subscribe(f"lklog.{spec.run_id}.{token}", cb=on_line))
+            subs.append(await self._kernel.echo(spec))
         subs.append(await nc.subscribe(f"lk.{spec.run_id}.evt.{token}", cb=on_event))
 
     # -- set-up of a host, once per kernel start ----------------------------------------------------
@@ -361,8 +348,5 @@ class SshExecutor(Executor):
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
         self._subs.clear()
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), 5)
-            self._nc = None
+        await self._kernel.close()
         await asyncio.gather(*(link.close() for link in self.links.values()), return_exceptions=True)

@@ -432,6 +432,9 @@ def _ssh_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Base]:
         python = _user_python(pw)
         sessions = Path(pw.pw_dir) / ".lk-ssh-sessions"
         sessions.mkdir(exist_ok=True)
+        # sshd reads authorized_keys as the user: whatever the umask made it (the kernel's code run in
+        # this process sets 077), the user must be able to pass through.
+        os.chmod(sessions, 0o755)
         for old in sessions.iterdir():
             if time.time() - old.stat().st_mtime > 86400:
                 shutil.rmtree(old, ignore_errors=True)
