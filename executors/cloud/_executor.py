@@ -80,7 +80,7 @@ def _local_addresses() -> set[str]:
                 a.address.split("%")[0] for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6)
             )
     with contextlib.suppress(OSError):
-        found.update(i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None))
+        found.update(str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None))
     return found
 
 
@@ -302,7 +302,12 @@ class RayExecutor(Executor):
         if self.warm:
             task = asyncio.ensure_future(self._connected())
             self._tasks.add(task)
-            task.add_done_callback(lambda t: (self._tasks.discard(t), t.cancelled() or t.exception()))
+            task.add_done_callback(self._warmed)
+
+    def _warmed(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("ray: not joined at start (a Work that needs it will say why): %s", task.exception())
 
     async def start(self, spec: WorkerSpec) -> RayHandle:
         await self._connected()
