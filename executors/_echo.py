@@ -47,6 +47,21 @@ class KernelNats:
 
         return await nc.subscribe(f"lklog.{spec.run_id}.{spec.work.replace('.', ':')}", cb=on_line)
 
+    async def idle_watch(self, spec: WorkerSpec, attempt: int, on_change: Any) -> Any:
+        """Call ``on_change(idle)`` whenever the worker's call ends (idle) or one starts; returns the
+        subscription. An executor that holds machines for idle workers reclaims them with it."""
+        nc = await self.connect(spec)
+
+        async def on_event(msg: Any) -> None:
+            with contextlib.suppress(Exception):
+                event = json.loads(msg.data)
+                body = event.get("body") or {}
+                if event.get("type") != "work.status_changed" or body.get("attempt", attempt) != attempt:
+                    return
+                on_change(body.get("stage") in ("succeeded", "failed", "stopped"))
+
+        return await nc.subscribe(f"lk.{spec.run_id}.evt.{spec.work.replace('.', ':')}", cb=on_event)
+
     async def close(self) -> None:
         if self.nc is not None:
             with contextlib.suppress(Exception):

@@ -139,6 +139,9 @@ def listen_address(store_dir: str) -> tuple[str, int]:
     except (OSError, ValueError):
         return "127.0.0.1", -1
     with socket.socket() as probe:
+        # As the server binds (Go sets SO_REUSEADDR): the old server's closed connections in
+        # TIME_WAIT do not keep the port from it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", previous))
         except OSError:

@@ -125,6 +125,9 @@ class RayHandle(WorkerHandle):
         self._ref = ref
         self._exit: WorkerExit | None = None
         self.subs: list[Any] = []
+        self.idle = False
+        """Between calls (its last one ended): its resources may go to a Work that waits."""
+        self.reclaimed = False
         self._task = asyncio.ensure_future(self._watch())
 
     @property
@@ -355,6 +358,7 @@ class RayExecutor(Executor):
                 if why != said:
                     self.pending(why)
                     said = why
+                self._reclaim(spec.run_id)
             try:
                 info = call.result()
             except ray.ActorError as exc:
@@ -377,10 +381,31 @@ class RayExecutor(Executor):
     async def _adopt(self, actor: Any, work: str, ref: dict[str, Any], spec: WorkerSpec | None) -> RayHandle:
         handle = RayHandle(self, actor, work, ref)
         self._handles.add(handle)
-        if spec is not None and spec.echo:
+        if spec is not None:
+
+            def on_change(idle: bool) -> None:
+                handle.idle = idle
+
             with contextlib.suppress(Exception):
-                handle.subs.append(await self._kernel.echo(spec))
+                if spec.echo:
+                    handle.subs.append(await self._kernel.echo(spec))
+                handle.subs.append(await self._kernel.idle_watch(spec, spec.attempt, on_change))
         return handle
+
+    def _reclaim(self, run_id: str) -> None:
+        """A Work waits for resources: stop one idle worker of the run (its last call ended and
+        persisted its Paths), as the SSH executor does; its own next call starts a new worker.
+        Ray, not this executor, knows which node frees what: one at a time, until the Work is placed."""
+        if any(h.reclaimed and h.alive for h in self._handles):
+            return
+        for h in self._handles:
+            if h.idle and h.alive and not h.reclaimed and f".{run_id}." in str(h.ref.get("actor", "")):
+                h.reclaimed = True
+                log.info("ray: stopping idle worker %s so that a waiting Work gets its resources", h.work)
+                task = asyncio.ensure_future(h.terminate())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
 
     def _ended(self, handle: RayHandle) -> None:
         self._handles.discard(handle)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -156,24 +155,17 @@ class SshExecutor(Executor):
     async def _follow(self, spec: WorkerSpec, handle: SshHandle) -> None:
         """Echo the worker's printed lines (as a local Work's reach the terminal), and keep up with
         whether it is between calls."""
-        nc = await self._nats(spec)
-        token = spec.work.replace(".", ":")
+        await self._nats(spec)
         subs = self._subs.setdefault(id(handle), [])
-        attempt = int(handle.ref.get("attempt", 0))
 
-        async def on_event(msg: Any) -> None:
-            with contextlib.suppress(Exception):
-                event = json.loads(msg.data)
-                body = event.get("body") or {}
-                if event.get("type") != "work.status_changed" or body.get("attempt", attempt) != attempt:
-                    return
-                handle.idle = body.get("stage") in ("succeeded", "failed", "stopped")
-                if handle.idle:
-                    self._wake()
+        def on_change(idle: bool) -> None:
+            handle.idle = idle
+            if idle:
+                self._wake()
 
         if spec.echo:
             subs.append(await self._kernel.echo(spec))
-        subs.append(await nc.subscribe(f"lk.{spec.run_id}.evt.{token}", cb=on_event))
+        subs.append(await self._kernel.idle_watch(spec, int(handle.ref.get("attempt", 0)), on_change))
 
     # -- set-up of a host, once per kernel start ----------------------------------------------------
 
