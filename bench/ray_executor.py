@@ -13,7 +13,7 @@ two spare nodes, and per round measures, from ``history --json`` timestamps:
    until the relaunched worker's call is ``running`` on the other spare; beside it, the time until
    the cluster itself marks the node dead (``ray.nodes()``), which bounds it from below.
 
-    python bench/ray.py [--rounds 3]
+    python bench/ray_executor.py [--rounds 3]
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from lightning_kernel import LightningApp, LightningFlow, LightningWork, CloudCo
 
 class Once(LightningWork):
     def __init__(self):
-        super().__init__(cloud_compute=CloudCompute("default", executor="ray"), parallel=True)
+        # its worker starts at its first call, not with the flow
+        super().__init__(cloud_compute=CloudCompute("default", executor="ray"), parallel=True, start_with_flow=False)
     def run(self, i):
         pass
 
