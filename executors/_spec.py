@@ -24,6 +24,20 @@ CAUSES = ("exited", "killed", "preempted", "lost")
 """
 
 
+CARRIED_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "LK_S3_ENDPOINT_URL",
+)
+"""The kernel's S3 settings, carried to a worker on another machine whose store is S3 (in its 0600 spec
+there, never in its command line)."""
+
+
 @dataclass
 class WorkerSpec:
     """Everything a worker needs to host ``work`` of ``run_id``; JSON, so any executor can ship it."""

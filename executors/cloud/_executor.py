@@ -40,22 +40,12 @@ from urllib.parse import urlsplit
 from lightning_kernel.errors import ConfigError, ExecutorError
 from lightning_kernel.executors import Executor, WorkerExit, WorkerHandle, WorkerSpec
 from lightning_kernel.executors._echo import KernelNats
+from lightning_kernel.executors._spec import CARRIED_ENV
 
 from ._config import Machine, RayConfig, resources_for
 
 log = logging.getLogger(__name__)
 
-CARRIED_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "LK_S3_ENDPOINT_URL",
-)
-"""The kernel's S3 settings, carried to a worker whose store is S3 (in its 0600 spec on the node)."""
 PENDING_EVERY_S = 1.0
 """How often a Work waiting for a node says again why it waits."""
 

@@ -38,6 +38,7 @@ from lightning_kernel.errors import ExecutorError
 from lightning_kernel.executors import Executor, WorkerHandle, WorkerSpec
 from lightning_kernel.executors._echo import KernelNats
 from lightning_kernel.executors._proc import stat_start
+from lightning_kernel.executors._spec import CARRIED_ENV
 
 from ._config import SshConfig
 from ._handle import SSH_DIR, SWEEP, WRAPPER, SshHandle, _quote_home
@@ -46,18 +47,6 @@ from ._placement import Placement, Slot
 from ._relay import Relay
 
 log = logging.getLogger(__name__)
-
-CARRIED_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "LK_S3_ENDPOINT_URL",
-)
-"""The kernel's S3 settings, carried to a worker whose store is S3 (in its 0600 spec, not its command)."""
 
 
 class SshExecutor(Executor):
