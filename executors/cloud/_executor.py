@@ -14,7 +14,8 @@ a Ray resource: the Work gets the node's disk; ``shm_size`` (MB) is asked as ``m
 
 A node lost under a Work (a spot reclaim, ``ray stop`` on it, a node removed) ends its worker with
 ``cause=preempted``: the kernel relaunches it elsewhere (``max_interruptions``) with its last state and
-its Paths. What the actor could not be asked any more (its node alive, the actor killed) is ``killed``.
+its Paths; an actor lost before its worker started is placed again (``LAUNCH_TRIES``), so a Work
+placed on a node that was dying does not fail. What the actor could not be asked any more (its node alive, the actor killed) is ``killed``.
 
 What a node needs of the kernel: NATS, through the address ``nats_url`` names (default: the kernel's
 own URL, which only nodes on this machine can use when it is loopback: the first start refuses
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 PENDING_EVERY_S = 1.0
 """How often a Work waiting for a node says again why it waits."""
+LAUNCH_TRIES = 3
+"""How many actors a start places when each is lost before its worker runs (its node died as Ray
+placed it there, the cluster not yet knowing): an error in the actor itself is not tried again."""
 
 
 def _adapter() -> Any:
@@ -333,7 +337,38 @@ class RayExecutor(Executor):
             options["memory"] = machine.memory
         if labels:
             options["label_selector"] = labels
-        name = f"lk.{spec.run_id}.{spec.work}.{spec.attempt}"
+        for tried in range(1, LAUNCH_TRIES + 1):
+            name = f"lk.{spec.run_id}.{spec.work}.{spec.attempt}" + (f".{tried}" if tried > 1 else "")
+            try:
+                actor, info = await self._launch(name, options, remote, asked)
+                break
+            except ray.ActorError as exc:
+                lost = not getattr(exc, "actor_init_failed", False)
+                if not lost or tried == LAUNCH_TRIES:
+                    raise ExecutorError(
+                        f"the Ray actor for {spec.work} could not start its worker"
+                        + (f" ({tried} tries)" if tried > 1 else "")
+                        + f": {exc}"
+                    ) from exc
+                self.pending(
+                    f"the Ray actor for {spec.work} was lost before its worker started; placing it again"
+                )
+                log.info("ray: actor %s lost while starting (try %d): %s", name, tried, exc)
+        ref = {
+            "actor": name,
+            "namespace": self.config.namespace,
+            "actor_id": ray.actor_id(actor),
+            "attempt": spec.attempt,
+            **info,
+        }
+        return await self._adopt(actor, spec.work, ref, spec)
+
+    async def _launch(
+        self, name: str, options: dict[str, Any], remote: WorkerSpec, asked: dict[str, float]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Create the actor and start its worker; says why while Ray has not placed it. An actor that
+        did not launch is killed (its resources go back)."""
+        ray = self.ray
         actor = await asyncio.to_thread(ray.create_actor, name, self.config.namespace, options)
         launched = False
         try:
@@ -348,25 +383,13 @@ class RayExecutor(Executor):
                 if why != said:
                     self.pending(why)
                     said = why
-                self._reclaim(spec.run_id)
-            try:
-                info = call.result()
-            except ray.ActorError as exc:
-                raise ExecutorError(
-                    f"the Ray actor for {spec.work} could not start its worker: {exc}"
-                ) from exc
+                self._reclaim(remote.run_id)
+            info: dict[str, Any] = call.result()
             launched = True
+            return actor, info
         finally:
             if not launched:
                 await asyncio.to_thread(ray.kill, actor)
-        ref = {
-            "actor": name,
-            "namespace": self.config.namespace,
-            "actor_id": ray.actor_id(actor),
-            "attempt": spec.attempt,
-            **info,
-        }
-        return await self._adopt(actor, spec.work, ref, spec)
 
     async def _adopt(self, actor: Any, work: str, ref: dict[str, Any], spec: WorkerSpec | None) -> RayHandle:
         handle = RayHandle(self, actor, work, ref)

@@ -1,6 +1,7 @@
 """One real Ray cluster per test session: ``ray.cluster_utils.Cluster`` with a head that hosts no Work
 and two worker nodes (one labelled spot), dashboard off, small object stores, node health checks
-tuned so that a removed node is declared dead in about 2 s (14 s by default).
+tuned so that a removed node is declared dead in about 4 s (14 s by default; tighter, a node of a
+loaded 2-core machine missed its checks and was declared dead under a test).
 
 Tests that remove a node add their own first (``ray_cluster.add_node``), so the next test finds the
 cluster as it was."""
@@ -17,8 +18,8 @@ import pytest
 OBJECT_STORE = 80 * 2**20
 HEALTH = {
     "health_check_initial_delay_ms": 0,
-    "health_check_period_ms": 500,
-    "health_check_timeout_ms": 500,
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 1000,
     "health_check_failure_threshold": 3,
 }
 
@@ -56,7 +57,21 @@ class RayCluster:
         return node
 
     def remove_node(self, node: Any) -> None:
+        """Kill the node's processes (as a machine lost) and wait for the cluster to declare it dead,
+        so that nothing after it is placed on a node that is dying."""
         self.cluster.remove_node(node, allow_graceful=False)
+        self.cluster.wait_for_nodes()
+
+    def check(self) -> None:
+        """Every node this fixture added and did not remove is alive (a node lost to a missed health
+        check would fail the next test for a reason of its own)."""
+        try:
+            self.cluster.wait_for_nodes(timeout=10)
+        except TimeoutError:
+            raise AssertionError(
+                "a node of the test's Ray cluster died without being removed (see the raylet logs "
+                f"under {self.cluster.head_node.get_session_dir_path()}/logs)"
+            ) from None
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """The ``[executors.ray]`` table for this cluster."""
@@ -76,8 +91,15 @@ class RayCluster:
         self.cluster.shutdown()
 
 
+@pytest.fixture
+def ray_cluster(ray_session: RayCluster) -> RayCluster:
+    """The session's cluster, checked whole before the test."""
+    ray_session.check()
+    return ray_session
+
+
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
+def ray_session() -> Iterator[RayCluster]:
     pytest.importorskip(
         "ray", reason="the ray executor's tests need Ray: pip install 'lightning-kernel[ray]'"
     )

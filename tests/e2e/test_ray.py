@@ -25,7 +25,7 @@ class Where(LightningWork):
         self.work_dir = ""
     def run(self, hold):
         self.work_dir = os.environ.get("LK_WORK_DIR", "")
-        deadline = time.time() + 60
+        deadline = time.time() + 170
         while hold and not os.path.exists(GO) and time.time() < deadline:
             time.sleep(0.05)
 
@@ -61,20 +61,32 @@ def _worker_refs(lk: Any) -> dict[str, list[dict[str, Any]]]:
     return refs
 
 
+def _story(lk: Any) -> str:
+    """The run's Work statuses and workers, one line each: what a failed assertion shows."""
+    lines = []
+    for e in lk.json_lines("history", "latest"):
+        if e["type"] in ("work.status_changed", "work.worker_started", "work.worker_exited"):
+            b = e["body"]
+            lines.append(f"{e['seq']} {e['type']} {json.dumps(b, default=str)[:300]}")
+    return "\n".join(lines)
+
+
 def _node_ids(ray_cluster: Any, *nodes: Any) -> list[str]:
     return [n.node_id for n in nodes]
 
 
 def test_cloud_compute_names_become_ray_resources(lk: Any, ray_cluster: Any) -> None:
     _configure(lk, ray_cluster)
-    out = lk("run", "app", lk.app(PLACED), "--cloud", timeout=180)
+    out = lk("run", "app", lk.app(PLACED), "--cloud", timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "they reach NATS at nats://127.0.0.1:" in out.stderr, out.stderr
     refs = _worker_refs(lk)
     assert {r["executor"] for rs in refs.values() for r in rs} == {"ray"}
     a, b = _node_ids(ray_cluster, *ray_cluster.workers)
     # cpu-small is 2 CPUs: each node has 2, so the two Works ran side by side on different nodes
-    assert {refs["root.small_1"][0]["ref"]["node"], refs["root.small_2"][0]["ref"]["node"]} == {a, b}
+    assert {refs["root.small_1"][0]["ref"]["node"], refs["root.small_2"][0]["ref"]["node"]} == {a, b}, (
+        f"nodes a={a} b={b}; what the run saw:\n{_story(lk)}\n{out.stderr}"
+    )
     assert refs["root.on_b"][0]["ref"]["node"] == b, "a custom resource only node b has"
     state = lk.state()["root"]["works"]
     assert state["on_b"]["vars"]["work_dir"].endswith("node-2"), "the Work ran with node b's own disk"
@@ -340,7 +352,11 @@ def test_a_kernel_killed_with_its_actor_alive_is_resumed_and_re_attaches_it(
         if "tick 4" in line:
             break
     else:
-        raise AssertionError("".join(seen))
+        proc.wait(30)
+        assert proc.stderr is not None
+        raise AssertionError(
+            f"the run ended (rc {proc.returncode}) first:\n{''.join(seen)}\n{proc.stderr.read()}"
+        )
     proc.kill()
     proc.wait()
     out = lk("resume", "latest", timeout=180, check=True).stdout
