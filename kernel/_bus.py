@@ -370,9 +370,12 @@ class Bus:
         """Publish one event and wait for the stream's ack; returns its global sequence."""
         return await (await self.send(*encode(event, run_id, source)))
 
-    async def publish_many(self, run_id: str, events: Sequence[Event], source: str) -> list[int]:
-        """Publish in order, pipelined (one connection keeps the order), and wait for every ack."""
-        futures = [await self.send(*encode(event, run_id, source)) for event in events]
+    async def publish_many(
+        self, run_id: str, events: Sequence[Event], source: str, input_seq: int = 0
+    ) -> list[int]:
+        """Publish in order, pipelined (one connection keeps the order), and wait for every ack.
+        ``input_seq``: the events of a flow iteration, run on the state at that seq."""
+        futures = [await self.send(*encode(event, run_id, source, input_seq=input_seq)) for event in events]
         return list(await asyncio.gather(*futures))
 
     async def publish_log(self, run_id: str, component: str, data: bytes) -> None:

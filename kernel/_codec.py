@@ -47,10 +47,16 @@ def new_event_id() -> str:
 
 
 def encode(
-    event: Event, run_id: str, source: str, event_id: str | None = None, attempt: int = 0
+    event: Event,
+    run_id: str,
+    source: str,
+    event_id: str | None = None,
+    attempt: int = 0,
+    input_seq: int = 0,
 ) -> tuple[str, str, bytes]:
     """``(subject, event id, payload)`` for publishing ``event``. A pure function. ``attempt`` stamps a
-    worker's events (those with an ``attempt`` field left at 0) with the worker's attempt."""
+    worker's events (those with an ``attempt`` field left at 0) with the worker's attempt; ``input_seq``
+    marks an event of a flow iteration with the seq of the state it ran on."""
     eid = event_id or new_event_id()
     body = event.body()
     if attempt and body.get("attempt") == 0:
@@ -64,6 +70,8 @@ def encode(
         "src": source,
         "body": body,
     }
+    if input_seq:
+        payload["in"] = input_seq
     try:
         data = _json.dumps_strict(payload)
     except (TypeError, ValueError) as exc:
@@ -84,6 +92,7 @@ def decode_record(data: bytes, seq: int) -> EventRecord:
             ts=p["ts"],
             source=p["src"],
             body=p["body"],
+            input_seq=p.get("in", 0),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise EventError(f"message at stream sequence {seq} is not a lightning-kernel event: {exc}") from exc
@@ -95,6 +104,7 @@ def decode_record(data: bytes, seq: int) -> EventRecord:
         and isinstance(record.ts, (int, float))
         and isinstance(record.source, str)
         and isinstance(record.body, dict)
+        and isinstance(record.input_seq, int)
     )
     if not shape:
         raise EventError(f"message at stream sequence {seq} has an envelope of the wrong types")

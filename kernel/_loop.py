@@ -218,18 +218,19 @@ class RunDriver:
         must get to the stop before the next iteration blocks it again)."""
         self.held = True
 
-    async def _publish(self, events: list[Event]) -> None:
+    async def _publish(self, events: list[Event], input_seq: int = 0) -> None:
         if events:
-            seqs = await self.bus.publish_many(self.run_id, events, KERNEL)
+            seqs = await self.bus.publish_many(self.run_id, events, KERNEL, input_seq)
             self._awaiting = max(self._awaiting, seqs[-1])
 
     async def _iterate(self) -> None:
         self._outbox = []
+        input_seq = int(self.state["run"]["seq"])
         end, events = self._run_flow()
         self._idle = not events and end is None
-        await self._publish(events)
+        await self._publish(events, input_seq)
         if end is not None:
-            await self._end(end)
+            await self._end(end, input_seq)
 
     def _run_flow(self) -> tuple[RunEnded | None, list[Event]]:
         """One iteration of the user's flow: hydrate, ``root.run()``, diff."""
@@ -283,11 +284,12 @@ class RunDriver:
             self.failure = end.message
         return end, events
 
-    async def _end(self, end: RunEnded) -> None:
-        """End the run: stop the Works first (they record why), so ``run.ended`` is the last event."""
+    async def _end(self, end: RunEnded, input_seq: int = 0) -> None:
+        """End the run: stop the Works first (they record why), so ``run.ended`` is the last event.
+        ``input_seq``: the end is the flow's (``self.stop()``, an exception), from that iteration."""
         self._ending = True
         await self.supervisor.shutdown()
-        await self._publish([end])
+        await self._publish([end], input_seq)
 
     def _hydrate(self) -> None:
         comps = self.state["components"]

@@ -51,6 +51,10 @@ from .errors import EventError
 
 State = dict[str, Any]
 
+FOLD_VERSION = 1
+"""The version of this fold: bump it when a handler changes what state it computes, so that the
+snapshots an older fold wrote are not loaded (the run is folded again from its events)."""
+
 RUN_ACTIVE = "running"
 RUN_INTERRUPTED = "interrupted"
 RUN_ENDED = frozenset({"succeeded", "failed", "stopped"})

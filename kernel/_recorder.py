@@ -356,7 +356,7 @@ class Recorder:
             touched[r.run_id] = state
             n = self._since_snapshot.get(r.run_id, 0) + 1
             if n >= self.snapshot_every or state["run"]["status"] in projection.RUN_ENDED:
-                batch.snapshots.append(Snapshot(r.run_id, r.seq, state))
+                batch.snapshots.append(Snapshot(r.run_id, r.seq, state, projection.FOLD_VERSION))
                 n = 0
             self._since_snapshot[r.run_id] = n
         for run_id, state in touched.items():

@@ -28,6 +28,9 @@ class EventRecord:
     ts: float
     source: str
     body: dict[str, JSON]
+    input_seq: int = 0
+    """For an event a flow iteration emitted: the seq of the state that iteration ran on (the newest
+    event folded before it), which a replay re-runs it from. 0 for every other event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,9 @@ class Snapshot:
     run_id: str
     seq: int
     state: dict[str, JSON]
+    fold: int = 0
+    """The version of the fold that computed ``state`` (``_projection.FOLD_VERSION``): a snapshot of
+    another version is ignored, its run folded from an older snapshot or from its first event."""
 
 
 @dataclass(frozen=True, slots=True)

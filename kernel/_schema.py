@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-HEAD_REVISION = "0002_meta"
+HEAD_REVISION = "0003_replay"
 """The newest migration: start-up compares it with ``alembic_version`` and imports alembic only
 when the database is behind. A test checks it equals alembic's head."""
 
@@ -48,6 +48,8 @@ events = sa.Table(
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("source", sa.String(), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+    # For a flow iteration's events: the seq of the state the iteration ran on (0: not an iteration's).
+    sa.Column("input_seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("id"),
     sa.Index(None, "run_id", "seq"),
 )
@@ -58,6 +60,8 @@ snapshots = sa.Table(
     sa.Column("run_id", sa.String(), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("state", sa.Text, nullable=False),
+    # The fold version that computed the state: a snapshot of another version is not loaded.
+    sa.Column("fold", sa.Integer, nullable=False, server_default="0"),
 )
 
 logs = sa.Table(

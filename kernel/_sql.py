@@ -161,9 +161,9 @@ class SqlEventStore:
         types: Sequence[str] | None = None,
     ) -> list[EventRecord]:
         t = schema.events
-        q = sa.select(t.c.seq, t.c.id, t.c.run_id, t.c.type, t.c.version, t.c.ts, t.c.source, t.c.body).where(
-            t.c.run_id == run_id, t.c.seq > after_seq
-        )
+        q = sa.select(
+            t.c.seq, t.c.id, t.c.run_id, t.c.type, t.c.version, t.c.ts, t.c.source, t.c.body, t.c.input_seq
+        ).where(t.c.run_id == run_id, t.c.seq > after_seq)
         if upto_seq is not None:
             q = q.where(t.c.seq <= upto_seq)
         if types is not None:
@@ -173,7 +173,7 @@ class SqlEventStore:
             q = q.limit(limit)
         with self._connect() as conn:
             rows = conn.execute(q).all()
-        return [EventRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+        return [EventRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8]) for r in rows]
 
     def meta(self) -> dict[str, str]:
         t = schema.meta
@@ -230,15 +230,19 @@ class SqlEventStore:
             raise RunNotFound(run_id)
         return _run_info(row)
 
-    def latest_snapshot(self, run_id: str, upto_seq: int | None = None) -> Snapshot | None:
+    def latest_snapshot(
+        self, run_id: str, upto_seq: int | None = None, fold: int | None = None
+    ) -> Snapshot | None:
         t = schema.snapshots
-        q = sa.select(t.c.seq, t.c.state).where(t.c.run_id == run_id)
+        q = sa.select(t.c.seq, t.c.state, t.c.fold).where(t.c.run_id == run_id)
+        if fold is not None:
+            q = q.where(t.c.fold == fold)
         if upto_seq is not None:
             q = q.where(t.c.seq <= upto_seq)
         q = q.order_by(t.c.seq.desc()).limit(1)
         with self._connect() as conn:
             row = conn.execute(q).first()
-        return None if row is None else Snapshot(run_id, row[0], json.loads(row[1]))
+        return None if row is None else Snapshot(run_id, row[0], json.loads(row[1]), row[2])
 
     def logs(
         self, run_id: str, component: str | None = None, after_seq: int = 0, limit: int | None = None

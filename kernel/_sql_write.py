@@ -34,9 +34,9 @@ from ._json import dumps
 from ._records import Batch, EventRecord, Fence, LogLine, RunInfo, Snapshot
 from .errors import LeaseLost, StoreError
 
-_EVENT_COLS = "seq, id, run_id, type, version, ts, source, body"
+_EVENT_COLS = "seq, id, run_id, type, version, ts, source, body, input_seq"
 _RUN_COLS = "id, name, app_file, status, created_at, updated_at, message, last_seq"
-_SNAPSHOT_COLS = "run_id, seq, state"
+_SNAPSHOT_COLS = "run_id, seq, state, fold"
 _LOG_COLS = "seq, run_id, component, ts, stream, line"
 
 # created_at is the run's birth: a later row never changes it.
@@ -45,7 +45,7 @@ _RUN_UPDATE = (
     " status = excluded.status, updated_at = excluded.updated_at, message = excluded.message,"
     " last_seq = excluded.last_seq WHERE excluded.last_seq >= runs.last_seq"
 )
-_SNAPSHOT_UPDATE = " ON CONFLICT (run_id, seq) DO UPDATE SET state = excluded.state"
+_SNAPSHOT_UPDATE = " ON CONFLICT (run_id, seq) DO UPDATE SET state = excluded.state, fold = excluded.fold"
 
 
 def write_batch(conn: Connection, batch: Batch) -> None:
@@ -132,9 +132,9 @@ def _copy_insert(conn: Connection, table: str, cols: str, rows: list[tuple[Any, 
 @functools.cache
 def _statements(mark: str) -> dict[str, str]:
     return {
-        "events": f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_marks(8, mark)}) ON CONFLICT DO NOTHING",
+        "events": f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_marks(9, mark)}) ON CONFLICT DO NOTHING",
         "runs": f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(8, mark)}){_RUN_UPDATE}",
-        "snapshots": f"INSERT INTO snapshots ({_SNAPSHOT_COLS}) VALUES ({_marks(3, mark)}){_SNAPSHOT_UPDATE}",
+        "snapshots": f"INSERT INTO snapshots ({_SNAPSHOT_COLS}) VALUES ({_marks(4, mark)}){_SNAPSHOT_UPDATE}",
         "logs": f"INSERT INTO logs ({_LOG_COLS}) VALUES ({_marks(6, mark)}) ON CONFLICT DO NOTHING",
         "meta": f"INSERT INTO meta (key, value) VALUES ({_marks(2, mark)})"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -157,7 +157,10 @@ def _check_known_seqs(conn: Connection, events: list[EventRecord]) -> None:
 
 
 def _event_rows(events: Iterable[EventRecord]) -> list[tuple[Any, ...]]:
-    return [(e.seq, e.id, e.run_id, e.type, e.version, float(e.ts), e.source, dumps(e.body)) for e in events]
+    return [
+        (e.seq, e.id, e.run_id, e.type, e.version, float(e.ts), e.source, dumps(e.body), e.input_seq)
+        for e in events
+    ]
 
 
 def _run_rows(runs: list[RunInfo]) -> list[tuple[Any, ...]]:
@@ -175,7 +178,7 @@ def _run_rows(runs: list[RunInfo]) -> list[tuple[Any, ...]]:
 
 def _snapshot_rows(snapshots: list[Snapshot]) -> list[tuple[Any, ...]]:
     last = {(s.run_id, s.seq): s for s in snapshots}
-    return [(s.run_id, s.seq, dumps(s.state)) for s in last.values()]
+    return [(s.run_id, s.seq, dumps(s.state), s.fold) for s in last.values()]
 
 
 def _log_rows(logs: list[LogLine]) -> list[tuple[Any, ...]]:

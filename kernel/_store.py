@@ -57,7 +57,12 @@ class EventStore(Protocol):
     def run(self, run_id: str) -> RunInfo:
         """One run; ``latest`` names the newest. Raises ``RunNotFound``."""
 
-    def latest_snapshot(self, run_id: str, upto_seq: int | None = None) -> Snapshot | None: ...
+    def latest_snapshot(
+        self, run_id: str, upto_seq: int | None = None, fold: int | None = None
+    ) -> Snapshot | None:
+        """The newest snapshot of ``run_id`` at or before ``upto_seq``; of fold version ``fold`` only,
+        when given."""
+        ...
 
     def logs(
         self, run_id: str, component: str | None = None, after_seq: int = 0, limit: int | None = None
@@ -68,7 +73,7 @@ class EventStore(Protocol):
 
 def load_state(store: EventStore, run_id: str, upto_seq: int | None = None) -> projection.State:
     """A run's state at ``upto_seq`` (its latest when None): the newest snapshot, then the tail."""
-    snap = store.latest_snapshot(run_id, upto_seq=upto_seq)
+    snap = store.latest_snapshot(run_id, upto_seq=upto_seq, fold=projection.FOLD_VERSION)
     state = snap.state if snap else projection.empty()
     after = snap.seq if snap else 0
     return projection.fold(store.events(run_id, after_seq=after, upto_seq=upto_seq), state)

@@ -45,6 +45,7 @@ def event_json(e: EventRecord) -> dict[str, Any]:
         "ts": e.ts,
         "source": e.source,
         "body": e.body,
+        "input_seq": e.input_seq,
     }
 
 

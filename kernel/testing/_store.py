@@ -45,6 +45,10 @@ def event(
     )
 
 
+def _fields(e: EventRecord) -> dict[str, Any]:
+    return {name: getattr(e, name) for name in EventRecord.__slots__}
+
+
 def run_info(
     run_id: str = "run-a", created_at: float = 100.0, status: str = "running", last_seq: int = 1
 ) -> RunInfo:
@@ -251,6 +255,17 @@ class EventStoreContract:
         store.write(Batch(snapshots=[Snapshot("run-a", 30, {"at": "again"})]))
         latest = store.latest_snapshot("run-a")
         assert latest is not None and latest.state == {"at": "again"}
+
+    def test_a_snapshot_of_another_fold_version_is_not_loaded(self, store: EventStore) -> None:
+        store.write(Batch(snapshots=[Snapshot("run-a", 10, {"v": 1}, 1), Snapshot("run-a", 20, {"v": 2}, 2)]))
+        assert store.latest_snapshot("run-a") == Snapshot("run-a", 20, {"v": 2}, 2)
+        assert store.latest_snapshot("run-a", fold=1) == Snapshot("run-a", 10, {"v": 1}, 1)
+        assert store.latest_snapshot("run-a", fold=3) is None
+
+    def test_an_event_keeps_the_seq_of_the_state_its_iteration_ran_on(self, store: EventStore) -> None:
+        e = event(5)
+        store.write(Batch(events=[EventRecord(**{**_fields(e), "input_seq": 4}), event(6)]))
+        assert [(r.seq, r.input_seq) for r in store.events("run-a")] == [(5, 4), (6, 0)]
 
     # -- logs ---------------------------------------------------------------------------------------
 
