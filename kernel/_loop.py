@@ -1,8 +1,10 @@
 """The flow loop of one run: the projection, the live objects, and the side effects.
 
 It wakes when events arrive (there is no tick), folds them into the state, has the supervisor
-start or watch workers as they ask, hydrates the live Flow/Work objects and calls ``root.run()``.
-What an iteration did (state changes, run requests, stop, fail) leaves as events; the loop applies
+start or watch workers as they ask, and runs an iteration of the flow (``_iteration``: hydrate,
+``root.run()``, diff; the replayer runs the same code). What an iteration did (state changes, run
+requests, stop, fail) leaves as events stamped with its ``input_seq``, the seq of the state it ran
+on; the loop applies
 its own events only when they come back from the stream, so its state is always the fold of the
 stream in order, exactly what a replay computes.
 
@@ -20,20 +22,16 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 import time
-import traceback
 from typing import Any
 
 from . import _projection as projection
 from ._app import LightningApp
 from ._bus import Bus
-from ._codec import check_size
-from ._dispatch import USER_STOP, Blocked, decide
+from ._dispatch import USER_STOP
 from ._events import (
     PERSIST_ANSWERED,
     Event,
-    FlowStateChanged,
     PathPersistRequested,
     RunCreated,
     RunEnded,
@@ -46,12 +44,10 @@ from ._events import (
     WorkStatusChanged,
     WorkStopRequested,
 )
-from ._flow import AppFail, AppStop
+from ._iteration import FlowInterrupted, FlowIteration
 from ._records import EventRecord
 from ._status import WorkStageStatus
 from ._supervisor import SpecFactory, Supervisor
-from ._tee import LineTee
-from ._work import LightningWork
 from .errors import KernelError
 
 log = logging.getLogger(__name__)
@@ -62,11 +58,6 @@ IDLE_RERUN = float(os.environ.get("LK_IDLE_RERUN", "0.1"))
 Lightning App calls ``root.run()`` every 0.1 s whatever happens, and flows rely on it (a flow that
 waits for the clock, or counts in private attributes). Events wake the loop at once; this timer only
 keeps those flows going, and the iterations it causes write no events unless they change something."""
-
-
-class FlowInterrupted(BaseException):
-    """Raised inside ``root.run()`` by the kernel's signal handler (SIGTERM, Ctrl-C): the iteration is
-    dropped, and the kernel interrupts the run."""
 
 
 def resumable(call: dict[str, Any]) -> bool:
@@ -118,15 +109,21 @@ class RunDriver:
         self.first_iteration_at: float | None = None
         self.failure: str = ""
         self._fault: KernelError | None = None
-        self.in_flow = False
-        """True while ``root.run()`` runs (a signal handler may then interrupt it)."""
         self.held = False
         """Set by ``hold()``: no more iterations."""
         self.aborted: asyncio.Future[KernelError] = asyncio.get_event_loop().create_future()
         """Resolved with the fault when the kernel must stop driving this run at once."""
-        for comp in app.components.values():
-            if isinstance(comp, LightningWork):
-                object.__setattr__(comp, "_lk_dispatcher", self)
+        self.flow = FlowIteration(
+            app,
+            limit=lambda: int(self.bus.nc.max_payload),
+            on_line=lambda line: self.log_line("root", "stdout", line),
+            echo=echo,
+        )
+
+    @property
+    def in_flow(self) -> bool:
+        """True while ``root.run()`` runs (a signal handler may then interrupt it)."""
+        return self.flow.in_flow
 
     @property
     def handles(self) -> dict[str, Any]:
@@ -233,56 +230,15 @@ class RunDriver:
             await self._end(end, input_seq)
 
     def _run_flow(self) -> tuple[RunEnded | None, list[Event]]:
-        """One iteration of the user's flow: hydrate, ``root.run()``, diff."""
-        self._hydrate()
-        root = self.app.root
-        end: RunEnded | None = None
-        real = sys.stdout
-        out = LineTee(lambda line: self.log_line("root", "stdout", line), real if self.echo else None)
-        sys.stdout = out
-        try:
-            if self.first_iteration_at is None:
-                self.first_iteration_at = time.time()
-            self.iterations += 1
-            self.in_flow = True
-            try:
-                if isinstance(root, LightningWork):
-                    # A Work as the root: run it once; the app succeeds when it does.
-                    if root.has_succeeded:
-                        raise AppStop("")
-                    root.run()
-                else:
-                    root.run()
-            finally:
-                self.in_flow = False
-        except FlowInterrupted:
-            self._outbox = []  # half an iteration: nothing of it is published
-            return None, []
-        except Blocked:
-            pass
-        except AppStop as stop:
-            end = RunEnded(status="succeeded", message=stop.message)
-        except AppFail as fail:
-            end = RunEnded(status="failed", message=fail.message)
-        except KernelError as exc:
-            end = RunEnded(status="failed", message=str(exc))
-        except Exception as exc:
-            end = RunEnded(status="failed", message="".join(traceback.format_exception(exc)))
-        finally:
-            sys.stdout = real
-            out.flush()
-        events: list[Event] = []
-        try:
-            changes = self._diff()
-        except KernelError as exc:
-            changes = {}
-            end = RunEnded(status="failed", message=str(exc))
-        if changes:
-            events.append(FlowStateChanged(changes=changes))
-        events.extend(self._outbox)
+        """One iteration of the user's flow (``_iteration``), timed and counted."""
+        if self.first_iteration_at is None:
+            self.first_iteration_at = time.time()
+        self.iterations += 1
+        outcome = self.flow.run(self.state)
+        end = outcome.end
         if end is not None and end.status == "failed":
             self.failure = end.message
-        return end, events
+        return end, outcome.events
 
     async def _end(self, end: RunEnded, input_seq: int = 0) -> None:
         """End the run: stop the Works first (they record why), so ``run.ended`` is the last event.
@@ -290,70 +246,6 @@ class RunDriver:
         self._ending = True
         await self.supervisor.shutdown()
         await self._publish([end], input_seq)
-
-    def _hydrate(self) -> None:
-        comps = self.state["components"]
-        works = self.state["works"]
-        for name, comp in self.app.components.items():
-            comp._lk_set_vars(comps[name]["vars"])
-            if isinstance(comp, LightningWork):
-                w = works[name]
-                object.__setattr__(comp, "_lk_status", w["status"])
-                object.__setattr__(comp, "_lk_calls", w["calls"])
-                object.__setattr__(comp, "_lk_last_index", w["last_index"])
-
-    def _diff(self) -> dict[str, dict[str, Any]]:
-        comps = self.state["components"]
-        changes: dict[str, dict[str, Any]] = {}
-        limit = int(self.bus.nc.max_payload)
-        total = 0
-        for name, comp in self.app.components.items():
-            known = comps[name]["vars"]
-            now = comp._lk_vars()
-            diff = {k: v for k, v in now.items() if k not in known or known[k] != v}
-            if diff:
-                check_size(name, diff, limit, extra=total)
-                total += len(str(diff))
-                changes[name] = diff
-        return changes
-
-    # -- the dispatcher (LightningWork.run / stop on the flow side) -----------------------------------
-
-    def call(self, work: LightningWork, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        calls: dict[str, Any] = work._lk_calls
-        last_index: int = getattr(work, "_lk_last_index", 0)
-        request, block = decide(work.name, work.cache_calls, work.parallel, calls, last_index, args, kwargs)
-        if request is not None:
-            vars_ = work._lk_vars()
-            check_size(
-                f"{work.name}.run()", {"args": request["args"], "kwargs": request["kwargs"]}, self._limit
-            )
-            check_size(work.name, vars_, self._limit)
-            event = WorkRunRequested(work=work.name, vars=vars_, **request)
-            self._outbox.append(event)
-            # Seen at once by later calls in this same iteration; the event brings the same.
-            pending = {
-                "stage": WorkStageStatus.PENDING,
-                "index": request["index"],
-                "reason": "",
-                "message": "",
-            }
-            object.__setattr__(work, "_lk_calls", {**calls, request["call"]: pending})
-            object.__setattr__(work, "_lk_last_index", request["index"])
-            object.__setattr__(work, "_lk_status", {"stage": WorkStageStatus.PENDING})
-        if block:
-            raise Blocked()
-
-    @property
-    def _limit(self) -> int:
-        return int(self.bus.nc.max_payload)
-
-    def stop(self, work: LightningWork) -> None:
-        if (
-            work.status.stage in (WorkStageStatus.PENDING, WorkStageStatus.RUNNING)
-            or work.name in self.supervisor.handles
-        ):
-            self._outbox.append(WorkStopRequested(work=work.name, reason=USER_STOP))
 
     # -- side effects of events -----------------------------------------------------------------------
 
@@ -420,3 +312,6 @@ class RunDriver:
         for t in list(self._tasks):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(t, 1.0)
+
+
+__all__ = ["FlowInterrupted", "RunDriver", "resumable"]
