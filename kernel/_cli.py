@@ -341,3 +341,7 @@ def db_adopt_stream(**kw: Any) -> None:
 
 def main() -> None:
     cli(prog_name="lightning-kernel")
+
+
+# Commands defined in modules of their own register on ``cli`` as they are imported.
+from . import _cli_history as _cli_history  # noqa: E402

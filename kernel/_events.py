@@ -6,7 +6,7 @@ read time (``UPCASTERS``), so the fold only ever sees the newest version of each
 
 Subjects on the ``LK`` stream (one stream for every run; its sequence is the global order)::
 
-    lk.<run>.run          run.*: created, ended, interrupted, resumed, stop_requested
+    lk.<run>.run          run.*: created, ended, interrupted, resumed, stop_requested, forked
     lk.<run>.flow         flow.state_changed
     lk.<run>.cmd.<work>   work.run_requested, work.stop_requested, work.persist_requested,
                           work.worker_started, work.worker_exited (what a worker consumes)
@@ -106,6 +106,20 @@ class RunStopRequested(Event):
 
     TYPE: ClassVar[str] = "run.stop_requested"
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class RunForked(Event):
+    """The run was forked from run ``origin``: the events before this one are copies of ``origin``'s
+    events up to seq ``at`` (new ids and seqs; ``input_seq`` remapped), and it goes on live from here.
+    ``app_file`` is the fixed flow it runs (``fork --app``), "" when it runs the origin's; ``skipped``
+    lists the origin seqs not copied (events this kernel cannot read; the fold ignored them too)."""
+
+    TYPE: ClassVar[str] = "run.forked"
+    origin: str
+    at: int
+    app_file: str = ""
+    skipped: list[int] = field(default_factory=list)
 
 
 # -- flow -------------------------------------------------------------------------------------------
@@ -268,6 +282,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunInterrupted,
         RunResumed,
         RunStopRequested,
+        RunForked,
         FlowStateChanged,
         WorkRunRequested,
         WorkStopRequested,

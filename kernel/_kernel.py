@@ -32,13 +32,12 @@ from ._bus import Bus, StreamState
 from ._code import WARN_BYTES, Code, describe_size, import_app, pack, unpack
 from ._config import Config
 from ._datadir import DataDir, EarlyStart, shown_url
-from ._events import EVENT_STREAM, RunCreated, RunResumed, RunStopRequested, WorkStatusChanged
+from ._events import EVENT_STREAM, RunCreated, RunForked, RunResumed, RunStopRequested
 from ._lease import Holder, Leases, holder_of, new_kernel_id, run_key
-from ._loop import RunDriver, resumable
+from ._loop import RunDriver
 from ._natsserver import EmbeddedNats, Spawned
 from ._plugins import Executors, load_executors
 from ._recorder import Recorder
-from ._status import WorkStageStatus
 from ._store import EventStore, load_state
 from .errors import ArtifactError, KernelError, KernelFault, LeaseHeld
 
@@ -470,23 +469,60 @@ class Kernel:
             assert self.leases is not None
             await self.leases.release(run_key(info.id))
             raise
-        driver = self._driver(info.id, app)
+        return await self._go_on(info.id, app, state, "")
+
+    async def _go_on(self, run_id: str, app: LightningApp, state: projection.State, reason: str) -> RunDriver:
+        """Drive ``run_id`` on from ``state`` (its latest): a resumed or forked run."""
+        from ._fork import restart_events
+
+        assert self.bus is not None
+        driver = self._driver(run_id, app)
         driver.state = state
         # A survivor of the last kernel is re-attached, or fenced, before anything starts.
         await driver.supervisor.take_over()
-        events: list[Any] = []
-        for work, w in state["works"].items():
-            for call_id, call in sorted(w["calls"].items(), key=lambda kv: kv[1]["index"]):
-                if call["stage"] == WorkStageStatus.STOPPED and resumable(call):
-                    events.append(
-                        WorkStatusChanged(
-                            work=work, call=call_id, stage=WorkStageStatus.PENDING, reason="resumed"
-                        )
-                    )
-        events.append(RunResumed(reason=""))
-        await self.bus.publish_many(info.id, events, "kernel")
+        events: list[Any] = [*restart_events(state), RunResumed(reason=reason)]
+        await self.bus.publish_many(run_id, events, "kernel")
         await driver.follow(state["run"]["seq"] + 1)
         return driver
+
+    async def fork_run(self, run_id: str, at: int, app_file: str | None = None) -> RunDriver:
+        """A new run that starts as ``run_id``'s events up to its event ``at``, then goes on live (with
+        ``app_file``, running that file's flow); ``_fork`` says how. Raises ``ForkError`` for an ``at``
+        that is not one of the run's events, or comes after its end."""
+        from . import _fork
+        from ._app import load_app
+
+        await self.caught_up()
+        assert self.bus is not None and self.store is not None and self.leases is not None
+        info = await asyncio.to_thread(self.store.run, run_id)
+        records, origin = await asyncio.to_thread(_fork.history_at, self.store, info, at)
+        app: LightningApp | None = None
+        fixed: tuple[str, str, dict[str, Any], Code] | None = None
+        if app_file is not None:
+            import cloudpickle
+
+            app, module = load_app(app_file)
+            code = await self.pack_code(app_file, module)
+            ref = await asyncio.to_thread(self.artifacts.put_bytes, cloudpickle.dumps(app))
+            fixed = (app_file, ref, app.describe(), code)
+        first = _fork.created(records[0], await self._database_checked(), fixed)
+        fork_id = new_run_id()
+        await self._take_lease(fork_id)
+        try:
+            skipped = await _fork.copy_events(self.bus, fork_id, records, first)
+            await asyncio.to_thread(_fork.write_pointers, self.artifacts, fork_id, records)
+            forked = RunForked(
+                origin=info.id, at=at, app_file=os.path.abspath(app_file) if app_file else "", skipped=skipped
+            )
+            await self.bus.publish_many(fork_id, [forked, *_fork.fences(origin, info.id, at)], "kernel")
+            await self.caught_up()
+            state = await asyncio.to_thread(load_state, self.store, fork_id)
+            if app is None:
+                app = await asyncio.to_thread(self._load_app, state["run"])
+        except BaseException:
+            await self.leases.release(run_key(fork_id))
+            raise
+        return await self._go_on(fork_id, app, state, f"forked from run {info.id} at seq {at}")
 
     def load_code(self, code: Code) -> None:
         """Unpack ``code`` (an artifact of this kernel's store) and import its app module, so that a

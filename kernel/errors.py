@@ -22,6 +22,7 @@ what to do. The tree::
     ├── LeaseHeld                   a run or a database that another kernel holds
     ├── LeaseLost                   a lease this kernel held and lost
     ├── KernelFault                 NATS or the database failed under a running kernel
+    ├── ForkError                   a fork at a seq that is no event of the run, or after its end
     └── ReplayError                 a replay whose state differs from the recorded one
 """
 
@@ -171,3 +172,13 @@ class KernelFault(KernelError):
     def __init__(self, cause: str) -> None:
         self.cause = cause
         super().__init__(cause)
+
+
+class ForkError(KernelError):
+    """``fork RUN --at SEQ`` that cannot be made: ``at`` is no event of run ``run_id`` (0, past its
+    end, another run's), or the run had ended by then."""
+
+    def __init__(self, run_id: str, at: int, message: str) -> None:
+        self.run_id = run_id
+        self.at = at
+        super().__init__(message)
