@@ -1,17 +1,19 @@
 """lightning-kernel: Lightning Apps as an event-sourced microkernel.
 
 Write ``LightningFlow`` and ``LightningWork`` classes as in Lightning App, then
-``lightning-kernel run app app.py``.
+``lightning-kernel run app app.py``; ``Client`` reads and drives the runs from Python.
 """
 
 from ._app import LightningApp
 from ._compute import CloudCompute
 from ._flow import LightningFlow
+from ._sdk import Client
 from ._status import WorkStageStatus, WorkStatus
 from ._work import LightningWork
 from .storage import Drive, Path, Payload
 
 __all__ = [
+    "Client",
     "CloudCompute",
     "Drive",
     "LightningApp",

@@ -97,6 +97,26 @@ def _open(kw: dict[str, Any]) -> Any:
     return open_store(_config(**kw).db_url, create=False)
 
 
+CLI_NAMES = {"at": "--at", "after": "--after", "limit": "--limit"}
+"""How the SDK's errors name its parameters: as this command's options."""
+
+
+def _client(kw: dict[str, Any]) -> Any:
+    """The SDK's client for a command: the data dir's store, or ``--server``'s API."""
+    from ._sdk import Client
+
+    return Client(kw.get("server"), config=_config(**kw), param_names=CLI_NAMES)
+
+
+def _server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--server",
+        envvar="LK_SERVER",
+        default=None,
+        help="Ask a running `lightning-kernel serve` (its token: LK_SERVER_TOKEN, or server.token in --data-dir).",
+    )(fn)
+
+
 @click.group()
 @click.option("--debug", is_flag=True, envvar="LK_DEBUG", help="Show tracebacks.")
 def cli(debug: bool) -> None:
@@ -129,10 +149,9 @@ def run() -> None:
 def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> None:
     """Run APP_FILE to the end, printing what the flow and the Works print."""
     if server:
-        from ._client import Client, submit_and_follow
+        from ._client import submit_and_follow
 
-        client = Client(server, data_dir=_config(**kw).data_dir)
-        sys.exit(submit_and_follow(client, app_file, name))
+        sys.exit(submit_and_follow(_client({**kw, "server": server}), app_file, name))
     cfg = _config(**kw)
     early = _warm(cfg)
     from ._embedded import run_embedded
@@ -177,9 +196,14 @@ def hosts(config_file: str | None) -> None:
     envvar="LK_CLOUD",
     help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
 )
+@_server_option
 @_fail_cleanly
 def resume(run_id: str, **kw: Any) -> None:
-    """Rebuild RUN from its events and carry on."""
+    """Rebuild RUN from its events and carry on (here, in the foreground; or on --server)."""
+    if kw.get("server"):
+        from ._client import follow_resumed
+
+        sys.exit(follow_resumed(_client(kw), run_id))
     cfg = _config(**kw)
     early = _warm(cfg)
     from ._embedded import resume_embedded
@@ -190,12 +214,15 @@ def resume(run_id: str, **kw: Any) -> None:
 @cli.command()
 @click.argument("run_id", metavar="RUN")
 @_store_options
+@_server_option
 @_fail_cleanly
 def stop(run_id: str, **kw: Any) -> None:
     """Stop RUN: its Works stop and it ends as `stopped`."""
-    from ._embedded import stop_run
-
-    stop_run(_config(**kw), run_id)
+    client = _client(kw)
+    info = client.stop(run_id)
+    if client.url is not None:  # the local stop says where it asked, and how it ended, itself
+        ended = info.status in ("succeeded", "failed", "stopped")
+        click.echo(f"run {info.id} {'stopped' if ended else 'is still stopping'}", err=True)
 
 
 class _Size(click.ParamType):
@@ -260,12 +287,13 @@ def serve(host: str, port: int, max_body: int, **kw: Any) -> None:
 @_store_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--limit", default=50, show_default=True)
+@_server_option
 @_fail_cleanly
 def runs(as_json: bool, limit: int, **kw: Any) -> None:
     """List runs, newest first."""
     from ._views import print_runs
 
-    print_runs(_open(kw), as_json, limit)
+    print_runs(_client(kw), as_json, limit)
 
 
 @cli.command()
@@ -274,12 +302,13 @@ def runs(as_json: bool, limit: int, **kw: Any) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--after", default=0, help="Only events after this sequence number.")
 @click.option("--limit", default=None, type=int)
+@_server_option
 @_fail_cleanly
 def history(run_id: str, as_json: bool, after: int, limit: int | None, **kw: Any) -> None:
     """RUN's events, in order."""
     from ._views import print_history
 
-    print_history(_open(kw), run_id, as_json, after, limit)
+    print_history(_client(kw), run_id, as_json, after, limit)
 
 
 @cli.command()
@@ -287,12 +316,13 @@ def history(run_id: str, as_json: bool, after: int, limit: int | None, **kw: Any
 @_store_options
 @click.option("--at", "at_seq", default=None, type=int, help="The state just after this event.")
 @click.option("--json", "as_json", is_flag=True)
+@_server_option
 @_fail_cleanly
 def state(run_id: str, at_seq: int | None, as_json: bool, **kw: Any) -> None:
     """RUN's state, folded from its events (at --at SEQ, or now)."""
     from ._views import print_state
 
-    print_state(_open(kw), run_id, at_seq, as_json)
+    print_state(_client(kw), run_id, at_seq, as_json)
 
 
 @cli.command()
@@ -300,12 +330,13 @@ def state(run_id: str, at_seq: int | None, as_json: bool, **kw: Any) -> None:
 @click.argument("component", required=False)
 @_store_options
 @click.option("--json", "as_json", is_flag=True)
+@_server_option
 @_fail_cleanly
 def logs(run_id: str, component: str | None, as_json: bool, **kw: Any) -> None:
     """What RUN's components printed (one COMPONENT: root, root.w_1, ...)."""
     from ._views import print_logs
 
-    print_logs(_open(kw), run_id, component, as_json)
+    print_logs(_client(kw), run_id, component, as_json)
 
 
 @cli.group()

@@ -10,8 +10,17 @@ Endpoints (JSON)::
     GET  /api/runs/{run}/state?at=SEQ       its state, folded from its events
     GET  /api/runs/{run}/events?after=SEQ&limit=N&wait=S
     GET  /api/runs/{run}/logs?after=SEQ&component=C&limit=N&wait=S
+    GET  /api/runs/{run}/events/stream?after=SEQ       server-sent events, to the run's end
+    GET  /api/runs/{run}/logs/stream?after=SEQ&component=C
     POST /api/runs/{run}/stop
+    POST /api/runs/{run}/resume             carry on a run that did not end, on this server
+    POST /api/runs/{run}/replay             {"until": SEQ}: re-run its flow code against its history
+    GET  /api/runs/{run}/diff?other=RUN&from=SEQ&to=SEQ
+    POST /api/runs/{run}/fork               {"at": SEQ}: a new run from its first events
+    GET  /api/openapi.json                  the OpenAPI description of all this (``_openapi``)
     GET  /view                              a page listing the runs
+
+The routes are in ``_api``; this module runs the kernel under them.
 
 ``wait`` long-polls (0 to 60 s): the call returns as soon as there is something after ``after``, after
 S seconds, when its client goes away, or when the server stops. Every request passes the guard of
@@ -29,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import os
 import secrets
 import signal
@@ -37,22 +45,13 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from ._api_guard import DEFAULT_MAX_BODY, BodyTooLarge, Guard, Query, ServerStopping, is_loopback
-from ._code import Code
+from ._api_guard import DEFAULT_MAX_BODY, is_loopback
 from ._config import Config
 from ._kernel import Kernel
-from ._projection import RUN_ENDED, component_tree
-from ._views import check_component, event_json, log_json, run_json, run_state
-from .errors import ComponentNotFound, KernelError, ParameterError, RunNotFound, ServiceUnreachable
+from .errors import KernelError
 
-MAX_LIMIT = 10_000
-MAX_SEQ = 2**63 - 1  # SQL's BIGINT
 GRACE_S = 0.5
 """What a request still in flight at SIGTERM (a slow upload) gets before it is cancelled."""
-EVENTS_TICK_S = 0.5
-"""A long poll of events wakes on each recorded event, and this often to see if its client left."""
-LOGS_TICK_S = 0.1
-"""The recorder does not signal recorded log lines: a long poll of logs looks this often."""
 STOP_S = 15.0
 """Seconds after SIGTERM/SIGINT after which serve exits whatever it is doing (a stop that hangs)."""
 
@@ -197,180 +196,9 @@ class Server:
     # -- the ASGI app -------------------------------------------------------------------------------
 
     def app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.middleware import Middleware
-        from starlette.requests import Request
-        from starlette.responses import HTMLResponse, JSONResponse, Response
-        from starlette.routing import Route
+        from ._api import make_app
 
-        kernel = self.kernel
-
-        def store() -> Any:
-            assert kernel.store is not None
-            return kernel.store
-
-        def error(status: int, message: str, **extra: Any) -> Response:
-            return JSONResponse({"error": message, **extra}, status_code=status)
-
-        async def run_info(run_id: str) -> Any:
-            return await asyncio.to_thread(store().run, run_id)
-
-        async def list_runs(request: Request) -> Response:
-            q = Query(request)
-            limit = q.integer("limit", 100, 1, MAX_LIMIT)
-            runs = await asyncio.to_thread(store().runs, limit)
-            return JSONResponse([run_json(r) for r in runs])
-
-        async def submit(request: Request) -> Response:
-            import cloudpickle
-
-            # The guard has checked the token and the declared length; the limit holds while it streams.
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-            if not body:
-                return error(400, "the request body must be a cloudpickled LightningApp")
-            # Stored first: nothing is unpickled unless it came from the kernel's own artifact store.
-            ref = await asyncio.to_thread(kernel.artifacts.put_bytes, bytes(body))
-            del body
-            code = None
-            if request.headers.get("x-lk-code"):
-                code = Code(
-                    request.headers["x-lk-code"],
-                    request.headers.get("x-lk-module", ""),
-                    request.headers.get("x-lk-entry", ""),
-                )
-                if not (code.module.isidentifier() and code.entry.endswith(".py")):
-                    return error(400, "X-LK-Module must be a module name and X-LK-Entry the app file's path")
-                try:
-                    # The app's classes are pickled by name: its module comes from its code artifact.
-                    await asyncio.to_thread(kernel.load_code, code)
-                except Exception as exc:
-                    return error(
-                        400, f"the app's code {code.ref} cannot be loaded: {type(exc).__name__}: {exc}"
-                    )
-            try:
-                app = cloudpickle.loads(await asyncio.to_thread(kernel.artifacts.get_bytes, ref))
-            except Exception as exc:
-                return error(400, f"the body is not a pickled LightningApp: {type(exc).__name__}: {exc}")
-            from ._app import LightningApp
-
-            if not isinstance(app, LightningApp):
-                return error(400, f"the body unpickles to a {type(app).__name__}, not a LightningApp")
-            app_file = request.headers.get("x-lk-app-file", "app.py")
-            driver = await kernel.create_run(app, app_file, request.headers.get("x-lk-name") or None, code)
-            self._host(driver)
-            # Answer once the run is in SQL, so the caller's next request finds it.
-            assert kernel.recorder is not None and kernel.bus is not None
-            await kernel.recorder.wait_recorded(await kernel.bus.last_seq(), timeout=10)
-            return JSONResponse({"id": driver.run_id}, status_code=201)
-
-        async def upload_code(request: Request) -> Response:
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-            if not body:
-                return error(
-                    400, "the request body must be an app folder's archive (lightning_kernel._code.pack)"
-                )
-            ref = await asyncio.to_thread(kernel.artifacts.put_bytes, bytes(body))
-            return JSONResponse({"ref": ref}, status_code=201)
-
-        async def get_run(request: Request) -> Response:
-            return JSONResponse(run_json(await run_info(request.path_params["run"])))
-
-        async def get_state(request: Request) -> Response:
-            at = Query(request).integer("at", None, 1, MAX_SEQ)
-            state = await asyncio.to_thread(run_state, store(), request.path_params["run"], at, "at")
-            return JSONResponse({"run": state["run"], "root": component_tree(state), "works": state["works"]})
-
-        async def get_events(request: Request) -> Response:
-            q = Query(request)
-            after = q.integer("after", 0, 0, MAX_SEQ)
-            limit = q.integer("limit", 1000, 1, MAX_LIMIT)
-            wait = q.seconds("wait")
-            info = await run_info(request.path_params["run"])
-            events = await self.poll(
-                request, lambda: store().events(info.id, after_seq=after, limit=limit), wait, EVENTS_TICK_S
-            )
-            return JSONResponse([event_json(e) for e in events])
-
-        async def get_logs(request: Request) -> Response:
-            q = Query(request)
-            after = q.integer("after", 0, 0, MAX_SEQ)
-            limit = q.integer("limit", 1000, 1, MAX_LIMIT)
-            wait = q.seconds("wait")
-            component = request.query_params.get("component")
-            info = await run_info(request.path_params["run"])
-            if component is not None:
-                await asyncio.to_thread(check_component, store(), info, component)
-            lines = await self.poll(
-                request,
-                lambda: store().logs(info.id, component=component, after_seq=after, limit=limit),
-                wait,
-                LOGS_TICK_S,
-            )
-            return JSONResponse([log_json(x) for x in lines])
-
-        async def stop_run(request: Request) -> Response:
-            info = await run_info(request.path_params["run"])
-            if info.status in RUN_ENDED:
-                return error(409, f"run {info.id} already ended ({info.status})")
-            await kernel.request_stop(info.id, "stopped through the HTTP API")
-            return JSONResponse({"id": info.id, "stop_requested": True}, status_code=202)
-
-        async def view(request: Request) -> Response:
-            runs = await asyncio.to_thread(store().runs, 100)
-            rows = "".join(
-                f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.name)}</td><td>{html.escape(r.status)}</td>"
-                f"<td>{r.last_seq}</td></tr>"
-                for r in runs
-            )
-            # Reloads itself: the cookie set from the printed URL authorises these later requests.
-            return HTMLResponse(
-                '<!doctype html><meta http-equiv="refresh" content="5"><title>lightning-kernel</title>'
-                "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>last event</th></tr>"
-                f"{rows}</table>"
-            )
-
-        async def on_error(request: Request, exc: Exception) -> Response:
-            if isinstance(exc, ParameterError):
-                return error(400, str(exc), parameter=exc.name)
-            if isinstance(exc, RunNotFound | ComponentNotFound):
-                return error(404, str(exc))
-            if isinstance(exc, ServiceUnreachable):
-                return error(503, str(exc))
-            if isinstance(exc, BodyTooLarge):
-                return error(413, f"{exc} (serve --max-body); nothing was stored")
-            if isinstance(exc, ServerStopping):
-                return error(503, f"{exc}; nothing was stored")
-            if isinstance(exc, KernelError):
-                return error(400, str(exc))
-            raise exc
-
-        guard = Middleware(
-            Guard,
-            token=self.token,
-            host=self.host,
-            port=lambda: self.port,
-            max_body=self.max_body,
-            stopping=self.stopping,
-        )
-        return Starlette(
-            routes=[
-                Route("/api/runs", list_runs, methods=["GET"]),
-                Route("/api/runs", submit, methods=["POST"]),
-                Route("/api/code", upload_code, methods=["POST"]),
-                Route("/api/runs/{run}", get_run),
-                Route("/api/runs/{run}/state", get_state),
-                Route("/api/runs/{run}/events", get_events),
-                Route("/api/runs/{run}/logs", get_logs),
-                Route("/api/runs/{run}/stop", stop_run, methods=["POST"]),
-                Route("/view", view),
-            ],
-            middleware=[guard],
-            exception_handlers={KernelError: on_error, BodyTooLarge: on_error, ServerStopping: on_error},
-        )
+        return make_app(self)
 
 
 def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> int:

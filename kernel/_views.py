@@ -1,16 +1,22 @@
-"""What ``runs``, ``history``, ``state`` and ``logs`` print: a table for people, ``--json`` for scripts."""
+"""What ``runs``, ``history``, ``state`` and ``logs`` print: a table for people, ``--json`` for scripts.
+
+The commands read through the SDK (``lightning_kernel.Client``), locally or from a ``serve``; the JSON
+shapes here are also the HTTP API's (``run_json``, ``event_json``, ``log_json``, and their inverses).
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._events import RunCreated
-from ._projection import component_tree
 from ._records import EventRecord, LogLine, RunInfo
 from ._store import EventStore, load_state
 from .errors import ComponentNotFound, ConfigError, ParameterError
+
+if TYPE_CHECKING:
+    from ._sdk import Client
 
 
 def _ts(t: float) -> str:
@@ -60,8 +66,42 @@ def log_json(line: LogLine) -> dict[str, Any]:
     }
 
 
-def print_runs(store: EventStore, as_json: bool, limit: int) -> None:
-    runs = store.runs(limit=limit)
+def run_from_json(d: dict[str, Any]) -> RunInfo:
+    """``run_json``'s inverse (the SDK reads the HTTP API's runs with it)."""
+    return RunInfo(
+        id=d["id"],
+        name=d["name"],
+        app_file=d["app_file"],
+        status=d["status"],
+        created_at=d["created_at"],
+        updated_at=d["updated_at"],
+        message=d.get("message", ""),
+        last_seq=d.get("last_seq", 0),
+    )
+
+
+def event_from_json(run_id: str, d: dict[str, Any]) -> EventRecord:
+    """``event_json``'s inverse; the JSON does not repeat the run, whose id is ``run_id``."""
+    return EventRecord(
+        d["seq"],
+        d["id"],
+        run_id,
+        d["type"],
+        d["version"],
+        d["ts"],
+        d["source"],
+        d["body"],
+        d.get("input_seq", 0),
+    )
+
+
+def log_from_json(run_id: str, d: dict[str, Any]) -> LogLine:
+    """``log_json``'s inverse."""
+    return LogLine(d["seq"], run_id, d["component"], d["ts"], d["stream"], d["line"])
+
+
+def print_runs(client: Client, as_json: bool, limit: int) -> None:
+    runs = client.runs(limit=limit)
     if as_json:
         for r in runs:
             print(_j(run_json(r)))
@@ -119,10 +159,8 @@ def _shown_summary(rec: Any) -> str:
         return f"v{rec.version} {_j(rec.body)}"
 
 
-def print_history(store: EventStore, run_id: str, as_json: bool, after: int, limit: int | None) -> None:
-    info = store.run(run_id)
-    events = store.events(info.id, after_seq=after, limit=limit)
-    for e in events:
+def print_history(client: Client, run_id: str, as_json: bool, after: int, limit: int | None) -> None:
+    for e in client.history(run_id, after, limit):
         if as_json:
             print(_j(event_json(e)))
         else:
@@ -169,12 +207,12 @@ def run_state(store: EventStore, run_id: str, at_seq: int | None, name: str = "-
     return state
 
 
-def print_state(store: EventStore, run_id: str, at_seq: int | None, as_json: bool) -> None:
-    state = run_state(store, run_id, at_seq)
+def print_state(client: Client, run_id: str, at_seq: int | None, as_json: bool) -> None:
+    state = client.state(run_id, at_seq)
     out = {
-        "run": state["run"],
-        "root": component_tree(state),
-        "works": {n: {"status": w["status"], "calls": len(w["calls"])} for n, w in state["works"].items()},
+        "run": state.run,
+        "root": state.root,
+        "works": {n: {"status": w["status"], "calls": len(w["calls"])} for n, w in state.works.items()},
     }
     print(json.dumps(out, indent=None if as_json else 2))
 
@@ -187,11 +225,8 @@ def check_component(store: EventStore, info: RunInfo, component: str) -> None:
         raise ComponentNotFound(info.id, component, known)
 
 
-def print_logs(store: EventStore, run_id: str, component: str | None, as_json: bool) -> None:
-    info = store.run(run_id)
-    if component is not None:
-        check_component(store, info, component)
-    for line in store.logs(info.id, component=component):
+def print_logs(client: Client, run_id: str, component: str | None, as_json: bool) -> None:
+    for line in client.logs(run_id, component):
         if as_json:
             print(_j(log_json(line)))
         else:
