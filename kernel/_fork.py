@@ -83,7 +83,7 @@ def history_at(store: EventStore, info: RunInfo, at: int) -> tuple[list[EventRec
             f"nearest events are {near}; {listed}",
         )
     state = projection.fold(records)
-    if not state:
+    if not state or records[0].type != RunCreated.TYPE:
         raise ForkError(
             run, at, f"run {run} has no readable run.created event up to seq {at}: it cannot be forked"
         )

@@ -3,9 +3,12 @@ from before its failure with the flow's code fixed, its finished Work kept."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import signal
+
+from lightning_kernel._diff import diff_states
 
 FLOW = """
 import os
@@ -126,11 +129,11 @@ def test_a_failed_run_forked_with_the_fix_keeps_its_finished_work_and_succeeds(l
     assert d["run"]["app_file"]["to"].endswith("fixed.py")
     assert "root.make" not in d["works"] and "paths" not in d
     assert d["works"]["root.use"]["status"]["to"]["stage"] == "succeeded"
-    [(call, added)] = d["works"]["root.use"]["calls"]["added"].items()
+    [added] = d["works"]["root.use"]["calls"]["added"].values()
     assert added["stage"] == "succeeded" and added["args"][0]["path"] == "lit://out/model.txt"
     assert d["components"]["changed"]["root.use"]["changed"]["seen"] == {"from": "", "to": "weights v1"}
     text = lk("diff", origin, new, check=True).stdout
-    assert "run status: \"failed\" -> \"succeeded\"" in text and "~ seen: \"\" -> \"weights v1\"" in text
+    assert 'run status: "failed" -> "succeeded"' in text and '~ seen: "" -> "weights v1"' in text
     assert "no difference" in lk("diff", new, new, check=True).stdout
 
 
@@ -212,7 +215,9 @@ def test_a_fork_at_a_seq_that_is_no_event_of_the_run_is_a_clear_error(lk):
         return proc.stderr
 
     assert f"its first event is seq {idle_history[0]['seq']}" in error(0)
-    assert f"past run {idle}'s last event (seq {idle_history[-1]['seq']})" in error(idle_history[-1]["seq"] + 5)
+    assert f"past run {idle}'s last event (seq {idle_history[-1]['seq']})" in error(
+        idle_history[-1]["seq"] + 5
+    )
     msg = error(inside)
     assert f"seq {inside} is not an event of run {idle}" in msg
     before = max(e["seq"] for e in idle_history if e["seq"] < inside)
@@ -222,3 +227,34 @@ def test_a_fork_at_a_seq_that_is_no_event_of_the_run_is_a_clear_error(lk):
     msg = lk("fork", other, "--at", str(failed_end["seq"])).stderr
     assert "had ended (failed)" in msg and f"e.g. seq {failed_end['input_seq']}" in msg
     assert [r["id"] for r in lk.json_lines("runs")] == [other, idle], "a refused fork makes no run"
+
+
+def test_diff_states_ignores_seqs_and_names_what_changed():
+    call = {"index": 1, "seq": 5, "stage": "succeeded", "timestamp": 1.0, "reason": "", "message": ""}
+    work = {"status": {"stage": "succeeded", "timestamp": 1.0}, "calls": {"c1": call}}
+    a = {
+        "run": {"id": "a", "seq": 9, "status": "failed", "name": "app"},
+        "components": {"root": {"kind": "flow", "vars": {"n": 1, "gone": True}}},
+        "works": {"root.w": work},
+    }
+    b = copy.deepcopy(a)
+    b["run"].update(id="b", seq=40)
+    b["works"]["root.w"]["calls"]["c1"].update(seq=25, timestamp=7.0)  # a fork's copy of the call
+    before = copy.deepcopy(a)
+    paths = {"paths": {"root.w": {"lit://m": {"kind": "file", "bytes": 3, "sha256": "ab"}}}}
+    same = diff_states(a, b, paths, paths)
+    assert same["same"] and same["from"] == {"run": "a", "seq": 9} and same["to"] == {"run": "b", "seq": 40}
+    assert a == before, "diff_states must not change its inputs"
+
+    b["components"]["root"]["vars"] = {"n": 2, "new": "x"}
+    newer = {"paths": {"root.w": {"lit://m": {"kind": "file", "bytes": 4, "sha256": "cd"}}}}
+    args = {"args": {"root.w": {"c1": {"args": [1], "kwargs": {}}}}}
+    d = diff_states(a, b, {**paths, **args}, {**newer, **args})
+    assert d["components"]["changed"]["root"] == {
+        "added": {"new": "x"},
+        "removed": {"gone": True},
+        "changed": {"n": {"from": 1, "to": 2}},
+    }
+    assert d["paths"]["root.w"]["changed"]["lit://m"]["to"]["sha256"] == "cd"
+    assert "works" not in d and "run" not in d
+    assert diff_states({}, a)["works"]["root.w"]["calls"]["added"]["c1"]["stage"] == "succeeded"
