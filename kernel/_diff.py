@@ -183,9 +183,27 @@ def diff_runs(
 # -- the readable form ---------------------------------------------------------------------------------
 
 
+def _shown_paths(value: Any) -> Any:
+    """``value`` with each Path's JSON form (``{"type": "__path__", ...}``) shown as its ``lit://``."""
+    if isinstance(value, dict):
+        if value.get("type") == "__path__" and isinstance(value.get("path"), str):
+            return value["path"]
+        return {k: _shown_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown_paths(v) for v in value]
+    return value
+
+
 def _v(value: Any, width: int = 70) -> str:
-    text = json.dumps(value, separators=(",", ":"), default=str)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    """``value`` as JSON on one line, cut in the middle past ``width`` (paths differ at their end); a
+    text of several lines by its last (a traceback's exception)."""
+    if isinstance(value, str) and "\n" in value.strip():
+        value = "... " + value.strip().splitlines()[-1]
+    text = json.dumps(_shown_paths(value), separators=(",", ":"), default=str)
+    if len(text) <= width:
+        return text
+    half = (width - 3) // 2
+    return text[:half] + "..." + text[-half:]
 
 
 def _size(n: Any) -> str:
