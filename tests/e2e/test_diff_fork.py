@@ -185,9 +185,11 @@ class Idle(LightningFlow):
     def __init__(self):
         super().__init__()
         self.ready = False
+        self._said = False
     def run(self):
-        if not self.ready:
-            self.ready = True
+        self.ready = True
+        if not self._said:  # once a process: the first iteration of a run, a resume or a fork
+            self._said = True
             print("ready", flush=True)
 
 app = LightningApp(Idle())
@@ -258,3 +260,27 @@ def test_diff_states_ignores_seqs_and_names_what_changed():
     assert d["paths"]["root.w"]["changed"]["lit://m"]["to"]["sha256"] == "cd"
     assert "works" not in d and "run" not in d
     assert diff_states({}, a)["works"]["root.w"]["calls"]["added"]["c1"]["stage"] == "succeeded"
+
+
+def test_a_fork_runs_in_the_foreground_and_ctrl_c_leaves_it_resumable(lk):
+    proc = lk.popen("run", "app", lk.app(IDLE, "idle.py"))
+    assert proc.stdout is not None
+    while proc.stdout.readline().strip() != "ready":
+        assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    origin = lk.json_lines("runs")[0]["id"]
+    at = lk.json_lines("history", origin)[-1]
+    assert at["type"] == "run.interrupted"  # an interrupted run is no ended one: it forks
+
+    fork = lk.popen("fork", origin, "--at", str(at["seq"]))
+    assert fork.stdout is not None
+    new = fork.stdout.readline().strip()  # the new run's id comes first
+    assert fork.stdout.readline().strip() == "ready"  # then the flow runs, live
+    fork.send_signal(signal.SIGINT)
+    _, err = fork.communicate(timeout=30)
+    assert fork.returncode == 130, err
+    assert f"lightning-kernel resume {new}" in err
+    runs = {r["id"]: r["status"] for r in lk.json_lines("runs")}
+    assert runs == {origin: "interrupted", new: "interrupted"}
+    assert lk.state(new)["root"]["vars"]["ready"] is True, "the fork starts from the origin's state"
