@@ -376,3 +376,4 @@ def main() -> None:
 
 # Commands defined in modules of their own register on ``cli`` as they are imported.
 from . import _cli_history as _cli_history  # noqa: E402
+from . import _cli_replay as _cli_replay  # noqa: E402

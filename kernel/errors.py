@@ -23,10 +23,13 @@ what to do. The tree::
     ├── LeaseLost                   a lease this kernel held and lost
     ├── KernelFault                 NATS or the database failed under a running kernel
     ├── ForkError                   a fork at a seq that is no event of the run, or after its end
-    └── ReplayError                 a replay whose state differs from the recorded one
+    └── ReplayError                 a history that cannot be replayed as asked
+        └── NondeterminismError     flow code that, replayed, emits something else than the run did
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class KernelError(Exception):
@@ -145,7 +148,30 @@ class ExecutorError(KernelError):
 
 
 class ReplayError(KernelError):
-    """Replaying a run's events gave a state that differs from the recorded one."""
+    """A run's history cannot be replayed as asked (no such seq, not a history)."""
+
+
+class NondeterminismError(ReplayError):
+    """The flow's code, replayed on a run's recorded state, emits something else than the run recorded.
+
+    ``seq`` is the recorded event that differs, ``input_seq`` the state the iteration ran on,
+    ``component`` the Work or flow concerned; ``recorded`` and ``replayed`` what differs."""
+
+    def __init__(
+        self,
+        message: str,
+        seq: int,
+        input_seq: int,
+        component: str,
+        recorded: Any = None,
+        replayed: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.input_seq = input_seq
+        self.component = component
+        self.recorded = recorded
+        self.replayed = replayed
 
 
 class LeaseHeld(KernelError):
