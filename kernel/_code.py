@@ -30,6 +30,7 @@ import tarfile
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import AppLoadError
 
@@ -225,3 +226,28 @@ def import_app(root: str, module: str, entry: str) -> types.ModuleType:
     if not os.path.isfile(path):
         raise AppLoadError(f"the app's code has no Python file {entry!r} (artifact at {root})")
     return exec_file(path, module)
+
+
+def load_run_app(artifacts: Any, run: dict[str, Any]) -> Any:
+    """The ``LightningApp`` a run was created with (``run``: its ``run.created`` fields, as the fold
+    keeps them: ``id``, ``app``, ``code``, ``module``, ``entry``), from ``artifacts``, the store of the
+    kernel that made it: its code artifact is unpacked and imported first (the pickled app names its
+    classes), then the app unpickled. Only a run of this user's own store is loaded so."""
+    import cloudpickle
+
+    from ._app import LightningApp
+    from .errors import ArtifactError, KernelError
+
+    try:
+        if run.get("code"):
+            import_app(unpack(artifacts.get_bytes(run["code"]), run["code"]), run["module"], run["entry"])
+        blob = artifacts.get_bytes(run["app"])
+    except ArtifactError as exc:
+        raise ArtifactError(
+            f"run {run['id']} cannot be loaded: {exc}. Was it made by a kernel with another "
+            "artifact store (each data dir has its own)? Pass that one's --artifacts (LK_ARTIFACTS)"
+        ) from exc
+    app = cloudpickle.loads(blob)
+    if not isinstance(app, LightningApp):
+        raise KernelError(f"the app of run {run['id']} unpickles to a {type(app).__name__}")
+    return app

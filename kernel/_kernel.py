@@ -29,7 +29,7 @@ from lightning_kernel.executors._spec import WorkerSpec
 from . import _projection as projection
 from ._app import LightningApp
 from ._bus import Bus, StreamState
-from ._code import WARN_BYTES, Code, describe_size, import_app, pack, unpack
+from ._code import WARN_BYTES, Code, describe_size, import_app, load_run_app, pack, unpack
 from ._config import Config
 from ._datadir import DataDir, EarlyStart, shown_url
 from ._events import EVENT_STREAM, RunCreated, RunForked, RunResumed, RunStopRequested
@@ -39,7 +39,7 @@ from ._natsserver import EmbeddedNats, Spawned
 from ._plugins import Executors, load_executors
 from ._recorder import Recorder
 from ._store import EventStore, load_state
-from .errors import ArtifactError, KernelError, KernelFault, LeaseHeld
+from .errors import KernelError, KernelFault, LeaseHeld
 
 log = logging.getLogger(__name__)
 
@@ -530,20 +530,7 @@ class Kernel:
         import_app(unpack(self.artifacts.get_bytes(code.ref), code.ref), code.module, code.entry)
 
     def _load_app(self, run: dict[str, Any]) -> LightningApp:
-        import cloudpickle
-
-        try:
-            if run.get("code"):
-                self.load_code(Code(run["code"], run["module"], run["entry"]))
-            blob = self.artifacts.get_bytes(run["app"])
-        except ArtifactError as exc:
-            raise ArtifactError(
-                f"run {run['id']} cannot be loaded: {exc}. Was it made by a kernel with another "
-                "artifact store (each data dir has its own)? Pass that one's --artifacts (LK_ARTIFACTS)"
-            ) from exc
-        app = cloudpickle.loads(blob)
-        if not isinstance(app, LightningApp):
-            raise KernelError(f"the app of run {run['id']} unpickles to a {type(app).__name__}")
+        app: LightningApp = load_run_app(self.artifacts, run)
         return app
 
     async def request_stop(self, run_id: str, reason: str = "stopped by request") -> None:

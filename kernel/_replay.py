@@ -199,27 +199,12 @@ def load_run_app(config: Any, records: list[EventRecord], app_file: str | None =
     created = next((r for r in records if r.type == RunCreated.TYPE), None)
     if created is None:
         raise ReplayError("the run has no run.created event: it cannot be replayed")
-    run = to_event(created)
-    assert isinstance(run, RunCreated)
-    import cloudpickle
     from lightning_kernel.storage._artifacts import ArtifactStore  # type: ignore[import-not-found,unused-ignore]
 
-    from ._code import import_app, unpack
-    from .errors import ArtifactError
+    from ._code import load_run_app as load_created
 
-    artifacts = ArtifactStore(config.artifacts_url, config.storage_options)
-    try:
-        if run.code:
-            import_app(unpack(artifacts.get_bytes(run.code), run.code), run.module, run.entry)
-        blob = artifacts.get_bytes(run.app)
-    except ArtifactError as exc:
-        raise ArtifactError(
-            f"the app of run {created.run_id} cannot be loaded: {exc}; pass --artifacts of the kernel "
-            "that ran it, or --app FILE"
-        ) from exc
-    app = cloudpickle.loads(blob)
-    if not isinstance(app, LightningApp):
-        raise ReplayError(f"the app of run {created.run_id} unpickles to a {type(app).__name__}")
+    run = {"id": created.run_id, **to_event(created).body()}
+    app: LightningApp = load_created(ArtifactStore(config.artifacts_url, config.storage_options), run)
     return app
 
 
