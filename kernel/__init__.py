@@ -21,6 +21,16 @@ __all__ = [
     "LightningWork",
     "Path",
     "Payload",
+    "Replayer",
     "WorkStageStatus",
     "WorkStatus",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Replayer pulls in the fold and the events: only a replay pays for them.
+    if name == "Replayer":
+        from ._replay import Replayer
+
+        return Replayer
+    raise AttributeError(f"module 'lightning_kernel' has no attribute {name!r}")

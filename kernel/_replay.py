@@ -23,7 +23,6 @@ were. ``history`` is ``EventRecord``s or the dicts ``history --json`` prints (go
 from __future__ import annotations
 
 import json
-import pdb
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -166,8 +165,13 @@ class Replayer:
     ) -> None:
         if not state or state["run"]["status"] != projection.RUN_ACTIVE:
             return
+        runner = None
+        if debug:
+            import pdb
+
+            runner = pdb.runcall
         try:
-            outcome = self.flow.run(state, runner=pdb.runcall if debug else None)
+            outcome = self.flow.run(state, runner=runner)
         except KernelError as exc:  # the app does not fit the run (a component it does not know)
             result.differences.append(Difference(input_seq, input_seq, "root", f"at seq {input_seq}: {exc}"))
             return

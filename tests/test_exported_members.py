@@ -19,6 +19,7 @@ def test_sdk_exports():
         "LightningWork",
         "Path",
         "Payload",
+        "Replayer",
         "WorkStageStatus",
         "WorkStatus",
     ]
