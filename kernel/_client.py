@@ -8,6 +8,7 @@ client outlives a restart of its server (which writes a new token).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._records import EventRecord, LogLine, RunInfo
-from ._sdk import RunState
+from ._sdk import RunState, app_file_of
 from ._sse import Message, Parser
 from ._views import event_from_json, log_from_json, run_from_json
 from .errors import (
@@ -118,7 +119,7 @@ class Client:
                     message = parser.feed(raw.decode())
                     if message is not None:
                         yield message
-            except OSError as exc:  # a timeout, a reset: the stream is lost
+            except (OSError, http.client.HTTPException) as exc:  # a timeout, a reset, a cut chunk: lost
                 raise ServiceUnreachable(
                     "the kernel", self.url, f"the stream of {path} broke: {exc}"
                 ) from None
@@ -233,17 +234,12 @@ class HttpBackend:
         return run_from_json(self.api.run(run_id))
 
     def submit(self, app: Any, name: str | None) -> RunInfo:
-        from ._app import LightningApp, load_app
+        from ._app import load_app
 
         if isinstance(app, str):
             loaded, module = load_app(app)
             return self.run(self.api.submit(loaded, os.path.abspath(app), name, module=module))
-        if not isinstance(app, LightningApp):
-            raise KernelError(
-                f"submit() takes a LightningApp or an app file's path, not a {type(app).__name__}"
-            )
-        app_file = getattr(sys.modules.get("__main__"), "__file__", None) or "app.py"
-        return self.run(self.api.submit(app, os.path.abspath(app_file), name))
+        return self.run(self.api.submit(app, app_file_of(app), name))
 
     def state(self, run_id: str, at: int | None) -> RunState:
         got = self.api.state(run_id, at)
@@ -265,12 +261,16 @@ class HttpBackend:
         return self._follow(f"/api/runs/{_q(run_id)}/events/stream", "", run_id, after, event_from_json)
 
     def logs(self, run_id: str, component: str | None, after: int, follow: bool) -> Iterator[LogLine]:
-        # The first request now: an unknown run or component is an error of this call, not of the loop.
-        page = self.api.logs(run_id, after=after, component=component, limit=PAGE)
         if follow:
-            query = f"&component={_q(component)}" if component else ""
+            query = ""
+            if component is not None:
+                # Asked now: an unknown component is an error of this call, not of the loop later.
+                self.api.logs(run_id, after=after, component=component, limit=1)
+                query = f"&component={_q(component)}"
             return self._follow(f"/api/runs/{_q(run_id)}/logs/stream", query, run_id, after, log_from_json)
-        return self._pages(run_id, component, page)
+        return self._pages(
+            run_id, component, self.api.logs(run_id, after=after, component=component, limit=PAGE)
+        )
 
     def _pages(self, run_id: str, component: str | None, page: list[dict[str, Any]]) -> Iterator[LogLine]:
         while True:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._records import EventRecord, LogLine, RunInfo
-from .errors import ParameterError
+from .errors import KernelError, ParameterError
 
 if TYPE_CHECKING:
     from ._app import LightningApp
@@ -267,6 +267,20 @@ class Client:
 
     def _fork(self, run: str, at: int, app: str | None = None) -> str:
         return self._backend.fork(run, at, app)
+
+
+def app_file_of(app: Any) -> str:
+    """The file of a ``LightningApp`` object: where its root flow's class is defined (the run's name is
+    that file's), ``app.py`` when it has none. Anything else is refused."""
+    import sys
+
+    from ._app import LightningApp
+
+    if not isinstance(app, LightningApp):
+        raise KernelError(f"submit() takes a LightningApp or an app file's path, not a {type(app).__name__}")
+    module = sys.modules.get(type(app.root).__module__)
+    path = getattr(module, "__file__", None)
+    return os.path.abspath(path) if path and path.endswith(".py") else "app.py"
 
 
 def _check(names: dict[str, str], name: str, value: int, low: int) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from ._config import Config
 from ._projection import RUN_ENDED, component_tree
 from ._records import EventRecord, LogLine, RunInfo
-from ._sdk import RunState
+from ._sdk import RunState, app_file_of
 from ._store import EventStore
 from .errors import KernelError
 
@@ -134,16 +134,8 @@ class LocalBackend:
             return self.run(_detached(self.config, ["file", os.path.abspath(app), name or ""]))
         import cloudpickle
 
-        from ._app import LightningApp
-
-        if not isinstance(app, LightningApp):
-            raise KernelError(
-                f"submit() takes a LightningApp or an app file's path, not a {type(app).__name__}"
-            )
-        main = sys.modules.get("__main__")
-        app_file = getattr(main, "__file__", None) or "app.py"
-        blob = cloudpickle.dumps(app)
-        return self.run(_detached(self.config, ["pickle", os.path.abspath(app_file), name or ""], blob))
+        app_file = app_file_of(app)
+        return self.run(_detached(self.config, ["pickle", app_file, name or ""], cloudpickle.dumps(app)))
 
     def resume(self, run_id: str) -> RunInfo:
         return self.run(_detached(self.config, ["resume", run_id, ""]))
@@ -206,8 +198,11 @@ def _detached(config: Config, argv: list[str], stdin: bytes | None = None) -> st
             env[var] = str(value)
         else:
             env.pop(var, None)
-    # The caller's imports are the app's: the kernel (and its workers) find what the caller found.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    # The caller's imports are the app's: the kernel (and its workers) find what the caller found
+    # (the folders it added; the interpreter's own it finds anyway).
+    own = (sys.prefix, sys.base_prefix, sys.exec_prefix)
+    added = [p for p in sys.path if p and not p.startswith(own)]
+    env["PYTHONPATH"] = os.pathsep.join(added + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     folder = os.path.join(config.data_dir, "detached")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     log_path = os.path.join(folder, f"starting-{uuid.uuid4().hex[:12]}.log")

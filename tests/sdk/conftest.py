@@ -4,11 +4,8 @@ kernels ended after each test, and a real ``serve`` on it."""
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,36 +15,13 @@ import pytest
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 from _fixtures._ports import free_port, wait_port  # noqa: E402
+from _sdk_helpers import end_kernel  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("lk_e2e_conftest", TESTS / "e2e" / "conftest.py")
 assert _spec is not None and _spec.loader is not None
 _e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_e2e)
 LK = _e2e.LK
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie (its parent has not reaped it yet) is gone
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def end_kernel(data: Path, timeout: float = 60) -> None:
-    """SIGTERM the kernel that holds ``data`` (a detached one the SDK started), and wait for its end."""
-    try:
-        pid = int(json.loads((data / "kernel.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError):
-        return
-    if not _alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"the kernel {pid} did not end after SIGTERM"
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_port
+from _fixtures._ports import free_port, wait_port
+from _sdk_helpers import GATED, end_kernel, until_running
 from lightning_kernel import Client
 from lightning_kernel._config import Config
 from lightning_kernel._records import EventRecord, LogLine, RunInfo
 from lightning_kernel._server import Server
 from lightning_kernel._sse import Parser
 from lightning_kernel.errors import ComponentNotFound, KernelError, NotAuthorized, ParameterError, RunNotFound
-from test_client_local import GATED, until_running
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -129,19 +129,11 @@ def test_streams_and_changes_need_the_token_beyond_loopback(tmp_path):
 
 
 def test_resume_and_stop_over_http_and_the_cli_through_the_sdk(lk, data_dir):
-    # A run interrupted by its own kernel (run app, SIGTERM), then carried on by a serve.
-    gate = lk.dir / "gate"
-    proc = lk.popen("run", "app", lk.app(GATED.format(gate=str(gate)), "gated.py"))
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the Work prints it once it runs
-        if "waiting for the gate" in line:
-            break
-    else:
-        raise AssertionError(f"the run ended before its Work ran: {proc.communicate()}")
+    # A run interrupted by its own kernel (SIGTERM), then carried on by a serve.
     local = Client(data_dir=data_dir)
-    run = local.run("latest")
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    run = local.submit(lk.app(GATED.format(gate=str(lk.dir / "gate")), "gated.py"))
+    until_running(local, run.id)
+    end_kernel(lk.dir / "data")
     interrupted = local.run(run.id)
     assert interrupted.status == "interrupted"
 
@@ -172,3 +164,37 @@ def test_resume_and_stop_over_http_and_the_cli_through_the_sdk(lk, data_dir):
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=60)
+
+
+def test_sigterm_ends_serve_while_a_stream_follows_a_run(lk, data_dir):
+    import http.client
+
+    port = free_port()
+    server = lk.popen("serve", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_port(port, timeout=60)
+        client = Client(url, data_dir=data_dir)
+        run = client.submit(lk.app(GATED.format(gate=str(lk.dir / "never")), "gated.py"))
+        until_running(client, run.id)
+        parser = Parser()
+        messages = []
+        with urllib.request.urlopen(f"{url}/api/runs/{run.id}/events/stream", timeout=60) as resp:
+            while not messages:  # the stream is open: it sent the run's first event
+                message = parser.feed(resp.readline().decode())
+                if message is not None:
+                    messages.append(message)
+            server.send_signal(signal.SIGTERM)
+            try:
+                messages += [m for raw in resp if (m := parser.feed(raw.decode())) is not None]
+            except http.client.IncompleteRead:
+                pass  # cut short as the server went: a client reconnects after the last id it saw
+        _, err = server.communicate(timeout=60)
+        assert server.returncode == 0, err
+        assert messages[0].data["type"] == "run.created"
+        assert all(m.event != "end" for m in messages)  # stopped, not ended: the run did not end
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate(timeout=30)
+    assert Client(data_dir=data_dir).run(run.id).status == "interrupted"

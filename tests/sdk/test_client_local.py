@@ -8,50 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import end_kernel
+from _sdk_helpers import GATED, end_kernel, until_running
 from lightning_kernel import Client
 from lightning_kernel._records import EventRecord, LogLine, RunInfo
 from lightning_kernel._sdk import RunState
 from lightning_kernel.errors import ComponentNotFound, ConfigError, KernelError, ParameterError, RunNotFound
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-GATED = """
-import os, time
-from lightning_kernel import LightningApp, LightningFlow, LightningWork
-
-GATE = {gate!r}
-
-class Wait(LightningWork):
-    def __init__(self):
-        super().__init__(parallel=True)
-        self.opened = False
-    def run(self):
-        print("waiting for the gate")
-        while not os.path.exists(GATE):
-            time.sleep(0.02)
-        self.opened = True
-
-class Root(LightningFlow):
-    def __init__(self):
-        super().__init__()
-        self.w = Wait()
-    def run(self):
-        self.w.run()
-        if self.w.has_succeeded:
-            print("through the gate")
-            self.stop("gate opened")
-
-app = LightningApp(Root())
-"""
-
-
-def until_running(client: Client, run: str, work: str = "root.w", after: int = 0) -> int:
-    """Follow ``run`` (after ``after``) until ``work`` runs; the seq of that event."""
-    for e in client.events(run, after=after):
-        if e.type == "work.status_changed" and e.body["work"] == work and e.body["stage"] == "running":
-            return e.seq
-    raise AssertionError(f"run {run} ended before {work} ran")
 
 
 def test_submit_follow_and_read_a_run(lk, data_dir):
@@ -171,9 +134,9 @@ def test_submit_an_app_object(lk, data_dir):
     app, _ = load_app(lk.app((EXAMPLES / "counter.py").read_text(), "counter.py"))
     client = Client(data_dir=data_dir)
     run = client.submit(app, name="object")
-    assert run.name == "object"
+    assert run.name == "object" and run.app_file.endswith("counter.py")  # the file of its root flow
     assert list(client.events(run.id))[-1].type == "run.ended"
-    assert client.state(run.id).root["works"]["w_2"]["vars"]["counter"] >= 1
+    assert client.state(run.id).root["works"]["w_1"]["vars"]["counter"] >= 5
     assert os.path.exists(os.path.join(data_dir, "detached", f"{run.id}.log"))
 
 
