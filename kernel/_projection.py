@@ -30,6 +30,15 @@ Fencing: ``attempt`` is the newest worker started for the Work, ``fenced`` the n
 over. An event that a worker published (``attempt`` > 0) counts only if its attempt is the newest and
 not over; the kernel's own events (``attempt`` 0) always count. An event the fold cannot read (a newer
 version, a body that does not fit) changes nothing but ``run.unreadable``: the fold never raises.
+
+Measured with ``python bench/replay.py`` (this 2-core machine, Python 3.11): over a run of 1,000,000
+events of a flow that keeps two ``cache_calls=False`` Works busy and calls a ``cache_calls=True``
+one with 64 argument sets, this fold runs 560-620k events/s, and its state stays at 66 call records
+and 9 KiB from the first 100,000 events to the last (the process's RSS flat at 57-59 MiB). The
+same fold building each event (``to_event``) runs 280-370k/s: handlers read the body once it has
+the fields of its type (``_fields``). The fold before compaction (275317a), which kept every call
+and copied a Work's calls at each of its events, ran 11-12k/s over the run (170k/s over its first
+100,000 events), its state 124k call records and 20 MiB at the end, its RSS 68 -> 209 MiB.
 """
 
 from __future__ import annotations

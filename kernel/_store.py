@@ -71,9 +71,26 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
+LOAD_PAGE = 10_000
+"""Events read per query when a load folds a long tail (no snapshot of this fold version yet)."""
+
+
 def load_state(store: EventStore, run_id: str, upto_seq: int | None = None) -> projection.State:
-    """A run's state at ``upto_seq`` (its latest when None): the newest snapshot, then the tail."""
+    """A run's state at ``upto_seq`` (its latest when None): the newest snapshot of this fold
+    version, then the tail, read ``LOAD_PAGE`` events at a time so that a run folded from its first
+    event (after ``FOLD_VERSION`` changed) never holds all its events in memory at once.
+
+    With the recorder's snapshots every 500 events a load folds at most 499: for a run of 1,000,000
+    events (``python bench/replay.py``, this 2-core machine) ``state`` and ``resume`` load in 3.2-3.4
+    ms on SQLite and 5.2-5.8 ms on PostgreSQL, against 9.6-12.6 s and 17.5 s to fold it from its first
+    event, for which pages hold 25 MiB more at most (reading all its events at once took 1.7 GiB).
+    """
     snap = store.latest_snapshot(run_id, upto_seq=upto_seq, fold=projection.FOLD_VERSION)
     state = snap.state if snap else projection.empty()
     after = snap.seq if snap else 0
-    return projection.fold(store.events(run_id, after_seq=after, upto_seq=upto_seq), state)
+    while True:
+        page = store.events(run_id, after_seq=after, upto_seq=upto_seq, limit=LOAD_PAGE)
+        state = projection.fold(page, state)
+        if len(page) < LOAD_PAGE:
+            return state
+        after = page[-1].seq

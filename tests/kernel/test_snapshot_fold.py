@@ -19,6 +19,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lightning_kernel import _projection as projection
+from lightning_kernel import _store
 from lightning_kernel._codec import decode_record, encode
 from lightning_kernel._dispatch import USER_STOP, decide
 from lightning_kernel._events import (
@@ -280,5 +281,21 @@ def test_a_snapshot_of_another_fold_version_is_not_loaded(tmp_path: Any) -> None
             k: v for k, v in whole.items() if k != "components"
         }
         assert load_state(store, RUN, upto_seq=at + 20) == projection.fold(records[at : at + 20], marked)
+    finally:
+        store.close()
+
+
+def test_a_load_without_a_snapshot_folds_the_run_page_by_page(tmp_path: Any) -> None:
+    history = History()
+    for i in range(1, 21):
+        history.add(FlowStateChanged(changes={"root": {"n": i}}))
+    records = history.records
+    store = open_store(f"sqlite:///{tmp_path}/kernel.db")
+    try:
+        store.write(Batch(events=records, runs=[RunInfo(RUN, "app", "/a.py", "running", 1.0, 2.0, "", 21)]))
+        for page in (1, 7, len(records), len(records) + 1):
+            with mock.patch.object(_store, "LOAD_PAGE", page):
+                assert load_state(store, RUN) == projection.fold(records)
+                assert load_state(store, RUN, upto_seq=15) == projection.fold(records[:15])
     finally:
         store.close()
