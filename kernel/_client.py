@@ -1,4 +1,10 @@
-"""The client of a running ``serve``: ``Client`` (the SDK side) and ``run app --server URL``.
+"""The client of a running ``serve``: its JSON API (``Client``), the SDK's HTTP mode on it
+(``HttpBackend``, behind ``lightning_kernel.Client(url)``), and ``run app --server URL``.
+
+Events and log lines are followed on the server's server-sent event streams (``_sse``): a stream cut
+short (the server restarting) is opened again after the last record seen, for ``RECONNECT_S``. Errors
+come back typed: the server names each error's kind and data, and ``Client._refused`` raises the same
+``KernelError`` the kernel raised (``RunNotFound``, ``ParameterError``...).
 
 The server's token comes from ``token=``, else ``LK_SERVER_TOKEN``, else ``<data dir>/server.token``
 (``data_dir=``, ``--data-dir``, ``LK_DATA_DIR``, default ``.lightning-kernel``): a client on the

@@ -198,3 +198,47 @@ def test_sigterm_ends_serve_while_a_stream_follows_a_run(lk, data_dir):
             server.kill()
             server.communicate(timeout=30)
     assert Client(data_dir=data_dir).run(run.id).status == "interrupted"
+
+
+def test_a_follower_carries_on_across_a_restart_of_serve(lk, data_dir):
+    import threading
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    servers = [lk.popen("serve", "--port", str(port))]
+    try:
+        wait_port(port, timeout=60)
+        client = Client(url, data_dir=data_dir)
+        gate = lk.dir / "gate"
+        run = client.submit(lk.app(GATED.format(gate=str(gate)), "gated.py"))
+        until_running(client, run.id)
+        seen: list = []
+
+        def follow() -> None:
+            try:
+                seen.extend(client.events(run.id))
+            except Exception as exc:
+                seen.append(exc)
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        servers[0].send_signal(signal.SIGTERM)  # the run is interrupted ("serve shutdown")...
+        servers[0].communicate(timeout=60)
+        interrupted = Client(data_dir=data_dir).run(run.id)  # no serve up: read where it stopped
+        assert interrupted.status == "interrupted"
+        servers.append(lk.popen("serve", "--port", str(port)))  # ...and resumed by the next serve
+        wait_port(port, timeout=60)
+        until_running(client, run.id, after=interrupted.last_seq)
+        gate.touch()
+        follower.join(timeout=90)
+        assert not follower.is_alive(), "the follower did not end with the run"
+        assert all(not isinstance(e, Exception) for e in seen), seen
+        types = [e.type for e in seen]
+        assert types[0] == "run.created" and types[-1] == "run.ended"
+        assert types.index("run.interrupted") < types.index("run.resumed")
+        assert [e.seq for e in seen] == [e.seq for e in client.history(run.id)]  # each once, in order
+    finally:
+        for s in servers:
+            if s.poll() is None:
+                s.send_signal(signal.SIGTERM)
+            s.communicate(timeout=60)
