@@ -13,7 +13,7 @@ the models' tables stamped at ``HEAD_REVISION`` without it.
 Reads go by the index on ``events(run_id, seq)`` and the snapshots' key ``(run_id, seq)`` (SQLite's
 query plans: ``SEARCH ... USING INDEX``): in a run of 1,000,000 events, a ``history`` page (100
 events after N, wherever N is) takes 0.9 ms on SQLite and 1.3 ms on PostgreSQL, the newest snapshot
-and the tail after it 3.2 and 5.2 ms (``python bench/replay.py``, this 2-core machine).
+and the 499 events after it 3-4 and 5-6 ms (``python bench/replay.py``, this 2-core machine).
 """
 
 from __future__ import annotations

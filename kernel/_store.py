@@ -81,9 +81,9 @@ def load_state(store: EventStore, run_id: str, upto_seq: int | None = None) -> p
     event (after ``FOLD_VERSION`` changed) never holds all its events in memory at once.
 
     With the recorder's snapshots every 500 events a load folds at most 499: for a run of 1,000,000
-    events (``python bench/replay.py``, this 2-core machine) ``state`` and ``resume`` load in 3.2-3.4
-    ms on SQLite and 5.2-5.8 ms on PostgreSQL, against 9.6-12.6 s and 17.5 s to fold it from its first
-    event, for which pages hold 25 MiB more at most (reading all its events at once took 1.7 GiB).
+    events (``python bench/replay.py``, this 2-core machine) ``state`` and ``resume`` load in 3.2-4.0
+    ms on SQLite and 5.2-5.8 ms on PostgreSQL (the worst of 20: 20-30 ms), against 10-13 s and 18-24 s
+    to fold it from its first event, for which pages hold 5-25 MiB more (all its events at once: 1.7 GiB).
     """
     snap = store.latest_snapshot(run_id, upto_seq=upto_seq, fold=projection.FOLD_VERSION)
     state = snap.state if snap else projection.empty()
