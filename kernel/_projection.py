@@ -20,8 +20,8 @@ A Work's status is the status of its newest call (highest index), so events of d
 and a status arriving after a newer request, fold to the same state in any interleaving.
 
 ``calls`` holds what the semantics need, so that a long run's state stays the same size: a call
-that finished (succeeded, failed, stopped) keeps no ``args``/``kwargs`` (its request event has
-them). A ``cache_calls=True`` Work keeps one such record per argument set, its cache; a
+that finished (succeeded, failed, stopped) keeps no ``args``/``kwargs``, even once a resume makes
+it pending again (its request event, at its ``seq``, has them). A ``cache_calls=True`` Work keeps one such record per argument set, its cache; a
 ``cache_calls=False`` Work drops a call over for good (succeeded, failed, stopped by the flow)
 unless it is the newest, or the newest of its arguments while an older call with them waits for a
 resume (``_compact``). What is kept decides every ``work.run()`` as all the calls would.
