@@ -143,8 +143,16 @@ class LocalBackend:
     def stop(self, run_id: str, wait: float) -> RunInfo:
         from ._embedded import stop_run
 
+        deadline = time.monotonic() + wait
         stop_run(self.config, run_id, wait)
-        return self.run(run_id)
+        # stop_run saw the end on NATS; the store has it once the recorder committed it.
+        tick = FIRST_TICK_S
+        info = self.run(run_id)
+        while info.status not in RUN_ENDED and time.monotonic() < deadline:
+            time.sleep(tick)
+            tick = min(tick * 2, LAST_TICK_S)
+            info = self.run(run_id)
+        return info
 
     # -- replay, diff and fork ----------------------------------------------------------------------
 
@@ -291,6 +299,17 @@ def _wait_for_lock(config: Config) -> None:
         os.close(fd)
 
 
+def _name_log(path: str, run_id: str) -> None:
+    """``<run>.log``, or ``<run>.<n>.log`` for a later kernel of the run (a resume): each keeps its own."""
+    folder = os.path.dirname(path)
+    for n in range(1000):
+        target = os.path.join(folder, f"{run_id}.log" if n == 0 else f"{run_id}.{n}.log")
+        if not os.path.exists(target):
+            with contextlib.suppress(OSError):
+                os.rename(path, target)
+            return
+
+
 def main(argv: list[str]) -> int:
     """The detached kernel: ``MODE ARG NAME LOG_PATH``, or ``fork RUN AT APP_FILE LOG_PATH``."""
     mode, arg, name, log_path = argv[0], argv[1], argv[-2], argv[-1]
@@ -339,8 +358,7 @@ def main(argv: list[str]) -> int:
             await kernel.store_ready()
             assert kernel.recorder is not None and kernel.bus is not None
             await kernel.recorder.wait_recorded(await kernel.bus.last_seq(), timeout=30)
-            with contextlib.suppress(OSError):
-                os.replace(log_path, os.path.join(os.path.dirname(log_path), f"{driver.run_id}.log"))
+            _name_log(log_path, driver.run_id)
             tell(run=driver.run_id)
             return driver
 

@@ -126,6 +126,8 @@ def test_an_interrupted_run_resumes(lk, data_dir):
     assert [x.line for x in client.logs(run.id, "root")] == ["through the gate", "gate opened"]
     types = [e.type for e in client.history(run.id)]
     assert types.index("run.interrupted") < types.index("run.resumed")
+    detached = Path(data_dir) / "detached"
+    assert sorted(p.name for p in detached.iterdir()) == [f"{run.id}.1.log", f"{run.id}.log"]
 
 
 def test_submit_an_app_object(lk, data_dir):
