@@ -242,3 +242,31 @@ def test_a_follower_carries_on_across_a_restart_of_serve(lk, data_dir):
             if s.poll() is None:
                 s.send_signal(signal.SIGTERM)
             s.communicate(timeout=60)
+
+
+def test_resume_on_a_server_from_the_cli(lk, data_dir):
+    local = Client(data_dir=data_dir)
+    gate = lk.dir / "gate"
+    run = local.submit(lk.app(GATED.format(gate=str(gate)), "gated.py"))
+    until_running(local, run.id)
+    end_kernel(lk.dir / "data")
+    interrupted = local.run(run.id)
+    port = free_port()
+    server = lk.popen("serve", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_port(port, timeout=60)
+        follower = lk.popen("resume", run.id, "--server", url)  # resumes it there, prints what it prints
+        until_running(Client(url, data_dir=data_dir), run.id, after=interrupted.last_seq)
+        gate.touch()
+        out, err = follower.communicate(timeout=90)
+        assert follower.returncode == 0, err
+        assert f"run {run.id} resumed on {url}" in err
+        # Only what the run printed since it resumed: the Work's line again, then the flow's.
+        assert out.splitlines() == ["waiting for the gate", "through the gate", "gate opened"]
+        assert local.run(run.id).status == "succeeded"
+        again = lk("resume", run.id, "--server", url)
+        assert again.returncode == 1 and "already ended (succeeded)" in again.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
