@@ -214,7 +214,9 @@ class Client:
 
     def stop(self, run: str, wait: float = 30.0) -> Run:
         """Stop the run: its Works stop and it ends as ``stopped``. Waits up to ``wait`` s for the end;
-        returns the run as it is then. A run that already ended is an error."""
+        returns the run as it is then. A run that already ended is an error. Locally this is
+        ``lightning-kernel stop``'s, which says on stderr which kernel it asked (or that it ended the
+        run itself: no kernel drove it)."""
         return self._backend.stop(self.run(run).id, wait)
 
     def resume(self, run: str) -> Run:
