@@ -296,7 +296,9 @@ class RunDriver:
         ``publish=False`` when NATS is gone and the interruption cannot be recorded."""
         self._ending = True
         await self.supervisor.shutdown()
-        if publish and self.state and self.state["run"]["status"] == projection.RUN_ACTIVE:
+        # Not only an active state: a resumed (or forked) run whose run.resumed is not folded yet
+        # still reads "interrupted", and must be recorded interrupted again, not left running.
+        if publish and self.state and self.state["run"]["status"] not in projection.RUN_ENDED:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._publish([RunInterrupted(reason=reason)]), 5)
 

@@ -45,6 +45,28 @@ class RayCluster:
         self.workers.append(
             self.add_node(num_cpus=2, resources={"lk_node_b": 1}, labels={"ray.io/market-type": "spot"})
         )
+        self.warm("lk_node_a", "lk_node_b")
+
+    def warm(self, *resources: str) -> None:
+        """Run a task on each node that has one of ``resources`` and wait for it: a node just added
+        still starts its first Python workers (seconds each on a loaded 2-core machine), and a test
+        that needs two nodes at once must not time out on that."""
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address, namespace="lk-tests", log_to_driver=False)
+
+        @ray.remote(num_cpus=0)
+        def node() -> str:
+            return str(ray.get_runtime_context().get_node_id())
+
+        refs = [node.options(resources={r: 0.001}).remote() for r in resources]
+        try:
+            ray.get(refs, timeout=300)
+        except ray.exceptions.GetTimeoutError:
+            raise RuntimeError(
+                f"the test's Ray nodes ({', '.join(resources)}) ran no task in 300 s"
+            ) from None
 
     def add_node(self, **kw: Any) -> Any:
         """A node with a disk of its own (``LK_WORK_DIR``): like a machine of a cloud, it shares none of

@@ -17,7 +17,7 @@ PLACED = """
 import os, time
 from lightning_kernel import LightningApp, LightningFlow, LightningWork, CloudCompute
 
-GO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "go")
+GO = "GO_PATH"  # the test's folder: the Works import this file from their own copy of the code
 
 class Where(LightningWork):
     def __init__(self, compute):
@@ -77,7 +77,8 @@ def _node_ids(ray_cluster: Any, *nodes: Any) -> list[str]:
 
 def test_cloud_compute_names_become_ray_resources(lk: Any, ray_cluster: Any) -> None:
     _configure(lk, ray_cluster)
-    out = lk("run", "app", lk.app(PLACED), "--cloud", timeout=240)
+    app = lk.app(PLACED.replace("GO_PATH", str(lk.dir / "go")))
+    out = lk("run", "app", app, "--cloud", timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "they reach NATS at nats://127.0.0.1:" in out.stderr, out.stderr
     refs = _worker_refs(lk)
