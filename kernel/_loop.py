@@ -170,8 +170,13 @@ class RunDriver:
         """Run until the run ends; returns its final status."""
         while True:
             if self._idle:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_RERUN)
+                # Not asyncio.wait_for: on Python 3.10/3.11 it drops a cancel that comes as the
+                # wait ends (an event woke it), and the run went on after a SIGTERM (gh-86296).
+                waiter = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({waiter}, timeout=IDLE_RERUN)
+                finally:
+                    waiter.cancel()
             else:
                 await self._wake.wait()
             self._wake.clear()
