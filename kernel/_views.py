@@ -143,6 +143,8 @@ def _summary(rec: Any) -> str:
         return f"{b['work']} worker {b['attempt']} {how} ({b['executor']}{', ' + ref if ref else ''})"
     if t == "work.worker_exited":
         return f"{b['work']} worker {b['attempt']} {b['cause']}: {b.get('message', '')}"
+    if t == "run.forked":
+        return f"forked from {b['origin']} at seq {b['at']}" + (f" with {b['app_file']}" if b.get("app_file") else "")
     if t == "event.unreadable":
         return f"unreadable ({b.get('size', '?')} bytes on {b.get('subject', '?')}): {b.get('error', '')}"
     if t in ("run.ended", "run.interrupted", "run.resumed", "run.stop_requested", "work.stop_requested"):
@@ -212,7 +214,8 @@ def print_state(client: Client, run_id: str, at_seq: int | None, as_json: bool) 
     out = {
         "run": state.run,
         "root": state.root,
-        "works": {n: {"status": w["status"], "calls": len(w["calls"])} for n, w in state.works.items()},
+        # the calls the Work was asked (the fold keeps only those the semantics still need)
+        "works": {n: {"status": w["status"], "calls": w["last_index"]} for n, w in state.works.items()},
     }
     print(json.dumps(out, indent=None if as_json else 2))
 

@@ -283,4 +283,7 @@ def test_a_fork_runs_in_the_foreground_and_ctrl_c_leaves_it_resumable(lk):
     assert f"lightning-kernel resume {new}" in err
     runs = {r["id"]: r["status"] for r in lk.json_lines("runs")}
     assert runs == {origin: "interrupted", new: "interrupted"}
-    assert lk.state(new)["root"]["vars"]["ready"] is True, "the fork starts from the origin's state"
+    # The fork starts from the origin's state (what the signal let the origin record: a SIGTERM
+    # inside root.run() drops that iteration, so ``ready`` may or may not be recorded).
+    forked = next(e for e in lk.json_lines("history", new) if e["type"] == "run.forked")
+    assert lk.state(new, at=forked["seq"])["root"] == lk.state(origin)["root"]

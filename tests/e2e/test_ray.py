@@ -21,7 +21,9 @@ GO = "GO_PATH"  # the test's folder: the Works import this file from their own c
 
 class Where(LightningWork):
     def __init__(self, compute):
-        super().__init__(cloud_compute=compute, parallel=True)
+        # Not started with the flow: a started worker holds its resources until its first call,
+        # and on_b's (called last) would hold node b while small_1 or small_2 waits for it.
+        super().__init__(cloud_compute=compute, parallel=True, start_with_flow=False)
         self.work_dir = ""
     def run(self, hold):
         self.work_dir = os.environ.get("LK_WORK_DIR", "")
