@@ -144,7 +144,9 @@ def _summary(rec: Any) -> str:
     if t == "work.worker_exited":
         return f"{b['work']} worker {b['attempt']} {b['cause']}: {b.get('message', '')}"
     if t == "run.forked":
-        return f"forked from {b['origin']} at seq {b['at']}" + (f" with {b['app_file']}" if b.get("app_file") else "")
+        return f"forked from {b['origin']} at seq {b['at']}" + (
+            f" with {b['app_file']}" if b.get("app_file") else ""
+        )
     if t == "event.unreadable":
         return f"unreadable ({b.get('size', '?')} bytes on {b.get('subject', '?')}): {b.get('error', '')}"
     if t in ("run.ended", "run.interrupted", "run.resumed", "run.stop_requested", "work.stop_requested"):
