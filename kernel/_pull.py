@@ -24,6 +24,8 @@ Raw = tuple[str, bytes, str]
 
 _HEARTBEAT = b"100"
 _RENEW = (b"404", b"408")
+_GONE = (b"409 Consumer Deleted", b"503")
+"""The consumer was deleted (by another kernel, an operator), or nothing answers for it any more."""
 
 __all__ = ["BatchPuller", "Raw", "stream_seq"]
 
@@ -46,6 +48,8 @@ class BatchPuller:
         self._sub: Any = None
         self._renewal: asyncio.Future[None] | None = None  # keeps the renewing task referenced
         self._inbox = ""
+        self.gone = False
+        """The consumer is no more: its owner makes it again (``Recorder``), or nothing comes."""
 
     async def start(self) -> BatchPuller:
         self._inbox = self.nc.new_inbox()
@@ -78,6 +82,8 @@ class BatchPuller:
             # it is renewed at once; anything else (409: leadership change, consumer deleted) on the
             # next check, so that a consumer that is gone is not asked in a tight loop.
             self._owed = 0
+            if headers is not None and any(headers[9:].startswith(g) for g in _GONE):
+                self.gone = True
             if status not in _RENEW:
                 return
         if self._owed <= 0:

@@ -254,6 +254,20 @@ class Recorder:
                 log.debug("recorder fetch failed: %s", exc)
                 await asyncio.sleep(0.2)
                 continue
+            if not msgs and inflight is None and getattr(sub, "gone", False):
+                # Its durable consumer was deleted under it: make it again from what SQL holds,
+                # unless another kernel may record now (it made the consumer its own).
+                if not self._holds_lease():
+                    self._lost(
+                        LeaseLost(f"the consumer of {self.where} was deleted, and this kernel's lease lapsed")
+                    )
+                    return
+                log.warning("the recorder's consumer for %s was deleted; making it again", self.where)
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+                with contextlib.suppress(Exception):
+                    sub = await resubscribe()
+                continue
             if inflight is not None:
                 task, last = inflight
                 inflight = None
@@ -262,10 +276,18 @@ class Recorder:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if isinstance(exc, LeaseLost) or not self._holds_lease():
+                        # Another kernel may record now, through the same durable consumers:
+                        # re-creating one (from this kernel's older position) would take it from
+                        # under that kernel. Stand by instead, and take over again if it is free.
+                        self._lost(exc)
+                        return
                     self._failed(exc)
                     async with self._progress:
                         self._progress.notify_all()  # whoever waits for a seq learns of the failure
                     await asyncio.sleep(0.5)
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
                     with contextlib.suppress(Exception):
                         sub = await resubscribe()
                     continue  # what was fetched comes again from the new consumer
@@ -277,6 +299,31 @@ class Recorder:
                 # Awaited above, unless the recorder stops first: then its failure is not news.
                 task.add_done_callback(_retrieved)
                 inflight = (task, msgs[-1][2])
+
+    def _holds_lease(self) -> bool:
+        return self.leases is None or not self.db_id or self.leases.fresh(recorder_key(self.db_id))
+
+    def _lost(self, exc: BaseException) -> None:
+        """This kernel may no longer record into the database: its consumers stop, and it stands by."""
+        if self.standby:
+            return
+        log.warning("recording into %s stops (%s); standing by", self.where, exc)
+        self.standby = True
+        self._states.clear()
+        self._since_snapshot.clear()
+        self._known.clear()
+        current = asyncio.current_task()
+        for t in self._tasks:
+            if t is not current:
+                t.cancel()
+        self._tasks = [asyncio.create_task(self._stand_by(), name="recorder-standby")]
+
+        async def tell() -> None:
+            async with self._progress:
+                self._progress.notify_all()  # waiters for a seq now read the database's position
+
+        task = asyncio.ensure_future(tell())
+        task.add_done_callback(_retrieved)
 
     def _failed(self, exc: BaseException) -> None:
         self._states.clear()

@@ -133,3 +133,29 @@ def test_log_lines_are_recorded_beside_events(server: EmbeddedNats, tmp_path: Pa
         store.close()
 
     asyncio.run(main())
+
+
+def test_a_consumer_deleted_under_the_recorder_is_made_again(server: EmbeddedNats, tmp_path: Path) -> None:
+    """Another kernel (or an operator) deleted the recorder's durable consumer: it records on from
+    what SQL holds instead of asking a consumer that is gone for ever."""
+    from lightning_kernel._events import EVENT_STREAM
+
+    async def main() -> None:
+        bus = await Bus.connect(server.url, server.token)
+        await bus.ensure_streams()
+        store = open_store(f"sqlite:///{tmp_path}/k.db")
+        run = f"r{secrets.token_hex(3)}"
+        await bus.publish(run, RunCreated(name="t", app_file="t.py", app="-", components=COMPONENTS), "t")
+        recorder = Recorder(bus, store)
+        await recorder.start()
+        assert await recorder.wait_recorded(await _publish(bus, run, range(0, 100)), timeout=30)
+        await bus.js.delete_consumer(EVENT_STREAM, f"lk-rec-{recorder.db_id}")
+        last = await _publish(bus, run, range(100, 200))
+        assert await recorder.wait_recorded(last, timeout=30), "nothing recorded after the deletion"
+        changes = [e.body["changes"]["i"] for e in store.events(run) if e.type == WorkStateChanged.TYPE]
+        assert changes == list(range(200)), "each event once, in order"
+        await recorder.stop()
+        await bus.close()
+        store.close()
+
+    asyncio.run(main())
