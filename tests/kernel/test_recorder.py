@@ -98,7 +98,12 @@ def test_a_pull_request_that_expires_is_renewed(server: EmbeddedNats) -> None:
         assert stream_seq(got[-1][2]) == seq and all(s.startswith(f"lk.{run}.") for s, _, _ in got)
         await puller.ack(got[-1][2])
         await bus.nc.flush()
-        info = await bus.js.consumer_info("LK", name)
+        # The server takes an ack in its own time (flush only says it was sent): wait for it.
+        for _ in range(100):
+            info = await bus.js.consumer_info("LK", name)
+            if info.ack_floor.stream_seq == seq:
+                break
+            await asyncio.sleep(0.05)
         assert info.ack_floor.stream_seq == seq and info.num_ack_pending == 0
         await puller.unsubscribe()
         await bus.close()
