@@ -215,6 +215,8 @@ def main() -> None:
     cluster = RayCluster()
     import ray
 
+    if ray.is_initialized():
+        ray.shutdown()  # the cluster helper joined to warm its nodes up; the bench has a namespace of its own
     ray.init(address=cluster.address, namespace="lk-bench", log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory(prefix="lk-bench-ray-") as tmp:
