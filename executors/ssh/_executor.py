@@ -253,8 +253,9 @@ class SshExecutor(Executor):
         if link.host.work_dir:
             work_dir = f"LK_WORK_DIR={_quote_home(link.host.work_dir)} "
         worker = f"{py} -m lightning_kernel._worker --spec-file {d}/spec-{a}"
+        # mkdir again once: a worker of the run that ends removes its empty folders as this one makes them.
         command = (
-            f"umask 077; mkdir -p {d} || exit 1; cat > {d}/spec-{a} || exit 1; rm -f {d}/pid-{a} {d}/exit-{a}; "
+            f"umask 077; mkdir -p {d} || mkdir -p {d} || exit 1; cat > {d}/spec-{a} || exit 1; rm -f {d}/pid-{a} {d}/exit-{a}; "
             f"cd ~ || exit 1\n"
             f"{work_dir}setsid sh -c {shlex.quote(WRAPPER)} lk-worker {d} {a} {worker} "
             f"> {d}/log-{a} 2>&1 < /dev/null &\n"
