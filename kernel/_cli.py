@@ -62,6 +62,19 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where a run's Works go: ``--executor``, or ``--cloud`` for every one on Ray."""
+    fn = click.option(
+        "--cloud",
+        is_flag=True,
+        envvar="LK_CLOUD",
+        help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
+    )(fn)
+    return click.option(
+        "--executor", envvar="LK_EXECUTOR", default=None, help="Executor for Works (default: local)."
+    )(fn)
+
+
 def _config(**kw: Any) -> Any:
     from ._config import Config
 
@@ -131,13 +144,7 @@ def run() -> None:
 @run.command("app")
 @click.argument("app_file")
 @_store_options
-@click.option("--executor", envvar="LK_EXECUTOR", default=None, help="Executor for Works (default: local).")
-@click.option(
-    "--cloud",
-    is_flag=True,
-    envvar="LK_CLOUD",
-    help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
-)
+@_placement_options
 @click.option(
     "--server",
     envvar="LK_SERVER",
@@ -189,13 +196,7 @@ def hosts(config_file: str | None) -> None:
 @cli.command()
 @click.argument("run_id", metavar="RUN")
 @_store_options
-@click.option("--executor", envvar="LK_EXECUTOR", default=None)
-@click.option(
-    "--cloud",
-    is_flag=True,
-    envvar="LK_CLOUD",
-    help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
-)
+@_placement_options
 @_server_option
 @_fail_cleanly
 def resume(run_id: str, **kw: Any) -> None:
@@ -263,13 +264,7 @@ class _Size(click.ParamType):
     help="The largest request body (a submitted app) the API reads; larger ones get 413.",
 )
 @_store_options
-@click.option("--executor", envvar="LK_EXECUTOR", default=None)
-@click.option(
-    "--cloud",
-    is_flag=True,
-    envvar="LK_CLOUD",
-    help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
-)
+@_placement_options
 @_fail_cleanly
 def serve(host: str, port: int, max_body: int, **kw: Any) -> None:
     """The long-running kernel, with its HTTP API at http://HOST:PORT/api.

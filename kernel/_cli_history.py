@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ._cli import _config, _fail_cleanly, _open, _store_options, _warm, cli
+from ._cli import _config, _fail_cleanly, _open, _placement_options, _store_options, _warm, cli
 
 
 @cli.command()
@@ -60,13 +60,7 @@ def diff(
     help="Run this app file's flow from there (the fixed code) instead of RUN's.",
 )
 @_store_options
-@click.option("--executor", envvar="LK_EXECUTOR", default=None)
-@click.option(
-    "--cloud",
-    is_flag=True,
-    envvar="LK_CLOUD",
-    help="Every Work on the ray executor (a Ray cluster: [executors.ray] in lightning-kernel.toml).",
-)
+@_placement_options
 @_fail_cleanly
 def fork(run_id: str, at_seq: int, app_file: str | None, **kw: Any) -> None:
     """A new run that starts as RUN's events up to --at SEQ, then goes on live, in the foreground.
