@@ -5,37 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from conftest import EXE
 
-APP = """
-from lightning_kernel import LightningApp, LightningFlow, LightningWork
-
-class W(LightningWork):
-    def __init__(self):
-        super().__init__()
-        self.out = ""
-    def run(self, x):
-        self.out = x * 2
-
-class Root(LightningFlow):
-    def __init__(self):
-        super().__init__()
-        self.w_1 = W()
-        self.w_2 = W()
-        self.step = 0
-    def run(self):
-        self.w_1.run("a")
-        if self.w_1.has_succeeded:
-            self.step = 1
-            self.w_2.run(self.w_1.out)
-        if self.w_2.has_succeeded:
-            self.step = 2
-            self.stop("done " + self.w_2.out)
-
-app = LightningApp(Root())
-"""
+APP = (Path(__file__).resolve().parents[1] / "golden" / "chain.py").read_text()
+"""Two Works in a chain and a step counter (the golden history's app)."""
 
 
 def _ran(lk: Any) -> list[dict[str, Any]]:
