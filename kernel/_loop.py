@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from typing import Any
 
@@ -52,12 +51,6 @@ from .errors import KernelError
 
 log = logging.getLogger(__name__)
 KERNEL = "kernel"
-IDLE_RERUN = float(os.environ.get("LK_IDLE_RERUN", "0.1"))
-"""Seconds after an iteration that changed nothing before ``root.run()`` is called again anyway.
-
-Lightning App calls ``root.run()`` every 0.1 s whatever happens, and flows rely on it (a flow that
-waits for the clock, or counts in private attributes). Events wake the loop at once; this timer only
-keeps those flows going, and the iterations it causes write no events unless they change something."""
 
 
 def resumable(call: dict[str, Any]) -> bool:
@@ -104,7 +97,6 @@ class RunDriver:
         self._sub: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
-        self._idle = False
         self.iterations = 0
         self.first_iteration_at: float | None = None
         self.failure: str = ""
@@ -169,12 +161,13 @@ class RunDriver:
     async def run(self) -> str:
         """Run until the run ends; returns its final status."""
         while True:
-            if self._idle:
+            timeout = self._timer()
+            if timeout is not None:
                 # Not asyncio.wait_for: on Python 3.10/3.11 it drops a cancel that comes as the
                 # wait ends (an event woke it), and the run went on after a SIGTERM (gh-86296).
                 waiter = asyncio.ensure_future(self._wake.wait())
                 try:
-                    await asyncio.wait({waiter}, timeout=IDLE_RERUN)
+                    await asyncio.wait({waiter}, timeout=timeout)
                 finally:
                     waiter.cancel()
             else:
@@ -201,6 +194,11 @@ class RunDriver:
                 return str(run["status"])
             if self._may_iterate():
                 await self._iterate()
+
+    def _timer(self) -> float | None:
+        """Seconds until the loop must wake with no event (a timer the flow asked for), None for never:
+        as in Lightning App, ``root.run()`` runs again only when something changed."""
+        return None
 
     def _may_iterate(self) -> bool:
         """Whether ``root.run()`` may run on the state as folded so far: the run is active, not ending,
@@ -229,7 +227,6 @@ class RunDriver:
         self._outbox = []
         input_seq = int(self.state["run"]["seq"])
         end, events = self._run_flow()
-        self._idle = not events and end is None
         await self._publish(events, input_seq)
         if end is not None:
             await self._end(end, input_seq)

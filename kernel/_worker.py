@@ -33,7 +33,8 @@ from typing import Any
 from lightning_kernel.executors._spec import WorkerSpec
 
 from . import _storage_link as storage_link
-from ._codec import check_size, to_event
+from ._coalesce import Coalescer
+from ._codec import to_event
 from ._events import (
     PathPersistRequested,
     WorkerExited,
@@ -97,6 +98,7 @@ class Worker:
         """Why this worker must not start another call: its kernel is gone, or it was fenced."""
         self._fenced = False
         self._refused = ""
+        self._coalescer: Coalescer | None = None
         if spec.version != __version__:
             self._refused = (
                 f"this host runs lightning-kernel {__version__}, the kernel runs {spec.version}: "
@@ -270,9 +272,15 @@ class Worker:
         threading.Thread(target=quiet(self.commands.put), args=(None,), daemon=True).start()
 
     def _status(self, call: str, stage: str, reason: str = "", message: str = "") -> None:
+        self._flush_changes()
         self.io.emit(
             WorkStatusChanged(work=self.spec.work, call=call, stage=stage, reason=reason, message=message)
         )
+
+    def _flush_changes(self) -> None:
+        """Publish the state changes still pending before anything else of the Work goes."""
+        if self._coalescer is not None:
+            self._coalescer.flush()
 
     def _execute(self, work: LightningWork, cmd: WorkRunRequested) -> bool:
         """Run one call, inside the Work's storage context; False when the worker must exit."""
@@ -281,6 +289,7 @@ class Worker:
         name = self.spec.work
 
         def publish(kind: str, body: dict[str, Any]) -> None:
+            self._flush_changes()
             self.io.emit(WorkRecord(work=name, kind=kind, data=body))
 
         def wait_persisted(origin: str, lit_path: str, timeout: float | None) -> dict[str, Any] | None:
@@ -316,16 +325,23 @@ class Worker:
             self.spec.resume_vars = None
         last = work._lk_vars()
 
+        coalescer = Coalescer(
+            name,
+            lambda changes: self.io.emit(WorkStateChanged(work=name, call=cmd.call, changes=changes)),
+            self.io.loop,
+            limit,
+        )
+        self._coalescer = coalescer
+
         def changed(attr: str, value: Any) -> None:
             # Any assignment sends everything that differs, so in-place edits of other attributes
-            # (a list appended to) travel with it.
+            # (a list appended to) travel with it; changes made together leave as one delta.
             now = work._lk_vars()
             diff = {k: v for k, v in now.items() if last.get(k, _MISSING) != v}
             if diff:
                 # Raised at the assignment that made the state too big, naming the attribute.
-                check_size(name, diff, limit)
+                coalescer.add(diff)
                 last.update(diff)
-                self.io.emit(WorkStateChanged(work=name, call=cmd.call, changes=diff))
 
         self._status(cmd.call, WorkStageStatus.RUNNING)
         stage, reason, message, keep_going = WorkStageStatus.SUCCEEDED, "", "", True

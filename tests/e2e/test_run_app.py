@@ -275,35 +275,54 @@ def test_a_work_as_root(lk):
     assert lk.state()["root"]["vars"] == {"value": 42}
 
 
-BURST = """
+TOGETHER = """
+import time
 from lightning_kernel import LightningApp, LightningFlow, LightningWork
 
-class Burst(LightningWork):
+class Sender(LightningWork):
     def __init__(self):
         super().__init__(parallel=True)
+        self.changed = False
+        self.msg = ""
         self.i = 0
     def run(self):
-        for k in range(1, 301):  # as fast as it can: many changes reach the kernel together
+        for k in range(1, 51):
+            self.changed = True  # set together: the flow never sees one without the others
+            self.msg = f"message {k}"
             self.i = k
+            time.sleep(0.02)
 
 class Root(LightningFlow):
     def __init__(self):
         super().__init__()
-        self.w = Burst()
+        self.w = Sender()
         self._seen = []
+        self._torn = 0
+        self._runs = 0
     def run(self):
+        self._runs += 1
         self.w.run()
+        if self.w.changed and self.w.msg != f"message {self.w.i}":
+            self._torn += 1
         if not self._seen or self._seen[-1] != self.w.i:
             self._seen.append(self.w.i)
         if self.w.has_succeeded:
-            self.stop(f"seen {self._seen == list(range(self._seen[0], 301))} {self._seen[0]} {len(self._seen)}")
+            self.stop(f"seen {self._seen == list(range(self._seen[0], 51))} {self._seen[0]} torn {self._torn}")
 
 app = LightningApp(Root())
 """
 
 
-def test_the_flow_sees_every_change_of_a_burst_in_order(lk):
-    proc = lk("run", "app", lk.app(BURST), check=True)
+def test_changes_made_together_arrive_together_and_paced_changes_each_arrive(lk):
+    proc = lk("run", "app", lk.app(TOGETHER), check=True)
     last = proc.stdout.strip().splitlines()[-1]
-    ok, first, _ = last.split()[1:]
-    assert ok == "True" and int(first) <= 1, last
+    _, ok, first, _, torn = last.split()
+    assert ok == "True" and int(first) <= 1 and torn == "0", last
+    deltas = [
+        e["body"]["changes"]
+        for e in lk.json_lines("history", "latest")
+        if e["type"] == "work.state_changed" and e["body"]["work"] == "root.w"
+    ]
+    # One delta per burst: each holds the message with its number.
+    assert all(("msg" in d) == ("i" in d) for d in deltas), deltas
+    assert [d["i"] for d in deltas if "i" in d] == list(range(1, 51))
