@@ -270,6 +270,22 @@ class WorkerExited(_WorkEvent):
         return f"lk.{run_id}.cmd.{work_token(self.work)}"
 
 
+@dataclass(frozen=True)
+class WorkEndpoint(_WorkEvent):
+    """Where worker ``attempt`` of a Work serves: the ``host`` its servers bind, the ``port`` chosen
+    for it before ``run()`` (free on its machine, unless the Work fixed one), and the ``internal_ip``
+    and ``url`` the flow, other Works and a browser reach it at. Published again with ``listening``
+    once something accepts connections there."""
+
+    TYPE: ClassVar[str] = "work.endpoint"
+    host: str
+    port: int
+    internal_ip: str
+    url: str
+    listening: bool = False
+    attempt: int = 0
+
+
 UNREADABLE = "event.unreadable"
 """The type of the record that stands for a payload nobody could decode (body: subject, error, data)."""
 
@@ -292,5 +308,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkRecord,
         WorkerStarted,
         WorkerExited,
+        WorkEndpoint,
     )
 }

@@ -146,6 +146,7 @@ class FlowIteration:
                 object.__setattr__(comp, "_lk_status", w["status"])
                 object.__setattr__(comp, "_lk_calls", w["calls"])
                 object.__setattr__(comp, "_lk_last_index", w["last_index"])
+                object.__setattr__(comp, "_lk_endpoint", w.get("endpoint") or {})
 
     def diff(self, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
         comps = state["components"]

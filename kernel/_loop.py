@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from typing import Any
 
@@ -37,6 +38,7 @@ from ._events import (
     RunInterrupted,
     RunResumed,
     RunStopRequested,
+    WorkEndpoint,
     WorkRecord,
     WorkRunRequested,
     WorkStateChanged,
@@ -289,6 +291,8 @@ class RunDriver:
                     "reason": f"{origin} is not running",
                 }
                 self._spawn(self._publish([WorkRecord(work=origin, kind=PERSIST_ANSWERED, data=data)]))
+        elif t == WorkEndpoint.TYPE and record.body.get("listening") and self.echo:
+            print(f"{record.body['work']} serves at {record.body['url']}", file=sys.stderr, flush=True)
         elif t == RunStopRequested.TYPE and not self._ending:
             self._ending = True
             self._spawn(self._end(RunEnded(status="stopped", message=record.body.get("reason", ""))))

@@ -14,7 +14,8 @@ stays valid. The state::
                       "attempt": n, "fenced": n,
                       "worker": {"attempt", "executor", "ref", "state": "running"|"exited",
                                  "cause", "code", "signal", "message"} | None,
-                        "interruptions": <workers of it that were preempted>}}}
+                        "interruptions": <workers of it that were preempted>,
+                      "endpoint": {"host", "port", "internal_ip", "url", "listening"} (once served)}}}
 
 A Work's status is the status of its newest call (highest index), so events of different Works,
 and a status arriving after a newer request, fold to the same state in any interleaving.
@@ -57,6 +58,7 @@ from ._events import (
     RunInterrupted,
     RunResumed,
     RunStopRequested,
+    WorkEndpoint,
     WorkerExited,
     WorkerStarted,
     WorkRunRequested,
@@ -384,7 +386,17 @@ def _worker_exited(state: State, record: EventRecord) -> State:
     return _with_work(state, name, w)
 
 
+def _endpoint(state: State, record: EventRecord) -> State:
+    b = _fields(record, WorkEndpoint)
+    work = state["works"].get(b["work"])
+    if work is None or _stale(work, b):
+        return dict(state)
+    keys = ("host", "port", "internal_ip", "url", "listening")
+    return _with_work(state, b["work"], {**work, "endpoint": {k: b[k] for k in keys if k in b}})
+
+
 _HANDLERS: dict[str, Callable[[State, EventRecord], State]] = {
+    WorkEndpoint.TYPE: _endpoint,
     WorkerStarted.TYPE: _worker_started,
     WorkerExited.TYPE: _worker_exited,
     RunEnded.TYPE: _ended,

@@ -107,6 +107,13 @@ class LightningWork(Component):
         self._lk_calls: dict[str, dict[str, Any]] = {}
         self._lk_dispatcher: Dispatcher | None = None
         self._lk_local_done: set[str] = set()
+        self._lk_host = str(kwargs.get("host") or "127.0.0.1")
+        port = kwargs.get("port")
+        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+            raise TypeError(f"LightningWork(port=...) must be a port number (1-65535), got {port!r}")
+        self._lk_port: int | None = port
+        self._lk_endpoint: dict[str, Any] = {}
+        self._lk_display = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -195,6 +202,40 @@ class LightningWork(Component):
     @property
     def start_with_flow(self) -> bool:
         return self._start_with_flow
+
+    # -- where the Work serves (set by its worker before run(); the flow sees it from the log) ------
+
+    @property
+    def host(self) -> str:
+        """The address a server in ``run()`` binds: ``127.0.0.1`` unless ``LightningWork(host=...)``."""
+        return str(self._lk_endpoint.get("host") or self._lk_host)
+
+    @property
+    def port(self) -> int | None:
+        """The port a server in ``run()`` listens on: free on the Work's machine, chosen by its worker
+        before ``run()`` (or ``LightningWork(port=...)``); None until the worker started."""
+        port = self._lk_endpoint.get("port")
+        return int(port) if port else self._lk_port
+
+    @property
+    def internal_ip(self) -> str:
+        """The address other Works reach this one at; "" until its worker started."""
+        return str(self._lk_endpoint.get("internal_ip", ""))
+
+    @property
+    def url(self) -> str:
+        """``http://<internal_ip>:<port>``, where the flow, other Works and a browser reach a server
+        the Work runs; "" until its worker started."""
+        return str(self._lk_endpoint.get("url", ""))
+
+    @property
+    def display_name(self) -> str:
+        """The Work's name as the UI shows it (its name in the tree unless set)."""
+        return self._lk_display or self._lk_name
+
+    @display_name.setter
+    def display_name(self, value: str) -> None:
+        self._lk_display = str(value)
 
     def _lk_spec(self) -> dict[str, Any]:
         return {

@@ -35,8 +35,10 @@ from lightning_kernel.executors._spec import WorkerSpec
 from . import _storage_link as storage_link
 from ._coalesce import Coalescer
 from ._codec import to_event
+from ._endpoint import ListeningWatch, choose
 from ._events import (
     PathPersistRequested,
+    WorkEndpoint,
     WorkerExited,
     WorkerStarted,
     WorkRecord,
@@ -167,6 +169,8 @@ class Worker:
             except BaseException as exc:
                 self._refused = f"loading the app failed: {''.join(traceback.format_exception(exc))}"
                 work = None
+        if work is not None:
+            self._serve_endpoint(work)
         self.io.follow(f"lk.{spec.run_id}.cmd.{work_token(spec.work)}", spec.start_seq, self._on_command)
         if spec.kernel:
             self.io.watch_lease(f"run.{spec.run_id}", spec.lease_s, self._kernel_gone)
@@ -276,6 +280,24 @@ class Worker:
         self.io.emit(
             WorkStatusChanged(work=self.spec.work, call=call, stage=stage, reason=reason, message=message)
         )
+
+    def _serve_endpoint(self, work: LightningWork) -> None:
+        """Choose where the Work serves (before its first ``run()``), say it, and say it again once
+        a server of it accepts connections."""
+        try:
+            endpoint = choose(work._lk_host, work._lk_port)
+        except OSError as exc:  # a host the Work named that this machine does not have
+            tell(f"lightning-kernel worker {self.spec.work}: no port on {work._lk_host!r}: {exc}")
+            return
+        object.__setattr__(work, "_lk_endpoint", endpoint)
+        name = self.spec.work
+        self.io.emit(WorkEndpoint(work=name, **endpoint))
+
+        def found() -> None:
+            self._flush_changes()
+            self.io.emit(WorkEndpoint(work=name, listening=True, **endpoint))
+
+        ListeningWatch(endpoint, lambda: self._in_user_code, found).start()
 
     def _flush_changes(self) -> None:
         """Publish the state changes still pending before anything else of the Work goes."""
