@@ -1,0 +1,9 @@
+"""Ready-made Works, as Lightning App's ``lightning.app.components``: scripts run as Works and the
+serving helpers. Importing this package imports neither gradio nor streamlit."""
+
+from ._gradio import ServeGradio
+from ._popen import PopenPythonScript
+from ._streamlit import ServeStreamlit
+from ._tracer import TracerPythonScript
+
+__all__ = ["PopenPythonScript", "ServeGradio", "ServeStreamlit", "TracerPythonScript"]

@@ -1,0 +1,5 @@
+"""Lightning App's ``lightning.app.components.python.popen`` module path."""
+
+from .._popen import PopenPythonScript
+
+__all__ = ["PopenPythonScript"]

@@ -1,0 +1,5 @@
+"""Lightning App's ``lightning.app.components.serve.streamlit`` module path."""
+
+from .._streamlit import ServeStreamlit
+
+__all__ = ["ServeStreamlit"]

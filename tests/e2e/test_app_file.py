@@ -1,0 +1,74 @@
+"""The app file runs as Lightning App runs it: as ``__main__``, with ``--app_args`` and ``--env``."""
+
+from __future__ import annotations
+
+ARGS = """
+import os
+from argparse import ArgumentParser
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+parser = ArgumentParser()
+parser.add_argument("--greeting", default="hi")
+parser.add_argument("--times", type=int, default=1)
+args = parser.parse_args()  # on every worker too: the file runs there with the same arguments
+
+class Echo(LightningWork):
+    def __init__(self):
+        super().__init__()
+        self.said = ""
+    def run(self, text):
+        self.said = f"{text} {os.environ.get('WHO', '?')} {args.times}"
+
+class Root(LightningFlow):
+    def __init__(self, greeting, times):
+        super().__init__()
+        self.text = " ".join([greeting] * times)
+        self.w = Echo()
+    def run(self):
+        self.w.run(self.text)
+        if self.w.has_succeeded:
+            self.stop(f"{self.w.said} / flow: WHO={os.environ.get('WHO')}")
+
+if __name__ == "__main__":
+    app = LightningApp(Root(args.greeting, args.times))
+"""
+
+
+def test_app_args_reach_the_file_as_sys_argv_and_env_every_work(lk):
+    app = lk.app(ARGS)
+    proc = lk("run", "app", app, "--app_args", "--greeting", "hello", "--times", "2", "--env", "WHO=world")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "hello hello world 2 / flow: WHO=world"
+    created = lk.json_lines("history", "latest")[0]
+    assert created["body"]["argv"] == ["--greeting", "hello", "--times", "2"]
+    assert created["body"]["env"] == {"WHO": "world"}
+    # Without --app_args the file gets no arguments: its defaults.
+    proc = lk("run", "app", app, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "hi ? 1 / flow: WHO=None"
+
+
+def test_arguments_without_app_args_and_bad_env_are_clear_errors(lk):
+    app = lk.app(ARGS)
+    proc = lk("run", "app", app, "--greeting", "x")
+    assert proc.returncode == 2 and "put the app file's own arguments after --app_args" in proc.stderr
+    proc = lk("run", "app", app, "--env", "NOEQUALS")
+    assert proc.returncode == 2 and "'NOEQUALS' is not KEY=VALUE" in proc.stderr
+    assert not (lk.dir / "data" / "kernel.db").exists(), "nothing may start for a command line that is wrong"
+
+
+def test_the_file_is_main_and_its_classes_keep_one_name(lk):
+    app = lk.app(
+        """
+        from lightning_kernel import LightningApp, LightningFlow
+
+        class Root(LightningFlow):
+            def run(self):
+                self.stop(f"module {type(self).__module__.startswith('lk_app_')} main {__name__}")
+
+        print("as main:", __name__ == "__main__")
+        app = LightningApp(Root())
+        """
+    )
+    proc = lk("run", "app", app, check=True)
+    assert "as main: True" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("module True main lk_app_")
