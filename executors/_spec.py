@@ -70,6 +70,10 @@ class WorkerSpec:
     """The kernel's lightning-kernel version; a worker of another version refuses to run."""
     echo: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    executor: str = ""
+    """The name of the executor that hosts the worker (a cloud Mount needs the cloud's)."""
+    """The app file's arguments (``run app --app_args``), as the kernel ran it."""
     compute: dict[str, Any] = field(default_factory=dict)
     """The Work's ``CloudCompute`` as a dict (``name``, ``resources``, ``interruptible``...): what an
     executor that places Works (SSH hosts, a Ray cluster) reads to choose where."""

@@ -40,7 +40,10 @@ def make_app(server: Server) -> Any:
     from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
-    from starlette.routing import Route
+    from starlette.routing import Match, Route
+
+    from ._flow_http import NotHosted
+    from ._flow_http import routes as flow_routes
 
     kernel = server.kernel
 
@@ -203,16 +206,24 @@ def make_app(server: Server) -> Any:
         return JSONResponse({"id": info.id, "stop_requested": True}, status_code=202)
 
     async def view(request: Request) -> Response:
+        driving = server.gateway.driving(server.default_run) if server.default_run else None
+        if driving is not None and "runs" not in request.query_params:
+            # `run app`: its run's page (the tabs of its layout), as Lightning App's /view.
+            from ._flow_http import page
+
+            return HTMLResponse(page(driving))
         runs = await asyncio.to_thread(store().runs, 100)
         rows = "".join(
             f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.name)}</td><td>{html.escape(r.status)}</td>"
-            f"<td>{r.last_seq}</td></tr>"
+            f"<td>{r.last_seq}</td><td>"
+            + (f'<a href="/runs/{html.escape(r.id)}/view">page</a>' if r.id in kernel.runs else "")
+            + "</td></tr>"
             for r in runs
         )
         # Reloads itself: the cookie set from the printed URL authorises these later requests.
         return HTMLResponse(
             '<!doctype html><meta http-equiv="refresh" content="5"><title>lightning-kernel</title>'
-            "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>last event</th></tr>"
+            "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>last event</th><th></th></tr>"
             f"{rows}</table>"
         )
 
@@ -226,6 +237,8 @@ def make_app(server: Server) -> Any:
             return error(404, str(exc), run=exc.run_id, component=exc.component, known=exc.known, **kind)
         if isinstance(exc, ServiceUnreachable):
             return error(503, str(exc), **kind)
+        if isinstance(exc, NotHosted):
+            return error(409, str(exc), **kind)
         if isinstance(exc, LeaseHeld):
             return error(409, str(exc), what=exc.what, holder=exc.holder, ttl=exc.ttl, **kind)
         if isinstance(exc, BodyTooLarge):
@@ -236,6 +249,12 @@ def make_app(server: Server) -> Any:
             return error(400, str(exc), **kind)
         raise exc
 
+    def open_write(scope: Any) -> bool:
+        """A write that needs no token on loopback: a flow's own route (never one of the kernel's)."""
+        if any(r.matches(scope)[0] != Match.NONE for r in own):
+            return False
+        return bool(server.gateway.flow_route(scope["path"], scope["method"]))
+
     guard = Middleware(
         Guard,
         token=server.token,
@@ -243,27 +262,32 @@ def make_app(server: Server) -> Any:
         port=lambda: server.port,
         max_body=server.max_body,
         stopping=server.stopping,
+        open_write=open_write,
     )
-    return Starlette(
-        routes=[
-            Route("/api/runs", list_runs, methods=["GET"]),
-            Route("/api/runs", submit, methods=["POST"]),
-            Route("/api/code", upload_code, methods=["POST"]),
-            Route("/api/runs/{run}", get_run),
-            Route("/api/runs/{run}/state", get_state),
-            Route("/api/runs/{run}/events", get_events),
-            Route("/api/runs/{run}/logs", get_logs),
-            Route("/api/runs/{run}/events/stream", stream_events),
-            Route("/api/runs/{run}/logs/stream", stream_logs),
-            Route("/api/runs/{run}/stop", stop_run, methods=["POST"]),
-            Route("/api/runs/{run}/resume", resume_run, methods=["POST"]),
-            *engine_routes(server, run_info),
-            Route("/api/openapi.json", openapi),
-            Route("/view", view),
-        ],
+    own = [
+        Route("/api/runs", list_runs, methods=["GET"]),
+        Route("/api/runs", submit, methods=["POST"]),
+        Route("/api/code", upload_code, methods=["POST"]),
+        Route("/api/runs/{run}", get_run),
+        Route("/api/runs/{run}/state", get_state),
+        Route("/api/runs/{run}/events", get_events),
+        Route("/api/runs/{run}/logs", get_logs),
+        Route("/api/runs/{run}/events/stream", stream_events),
+        Route("/api/runs/{run}/logs/stream", stream_logs),
+        Route("/api/runs/{run}/stop", stop_run, methods=["POST"]),
+        Route("/api/runs/{run}/resume", resume_run, methods=["POST"]),
+        *engine_routes(server, run_info),
+        Route("/api/openapi.json", openapi),
+        Route("/view", view),
+    ]
+    pages, flows = flow_routes(server)
+    app = Starlette(
+        routes=[*own, *pages],
         middleware=[guard],
         exception_handlers={KernelError: on_error, BodyTooLarge: on_error, ServerStopping: on_error},
     )
+    app.router.default = flows  # every other path: the flows' API routes and frontend files
+    return app
 
 
 # -- replay, diff and fork -------------------------------------------------------------------------------

@@ -17,7 +17,10 @@ The checks, in this order, all on the request's head, before a byte of its body 
    loopback. It comes as ``Authorization: Bearer``, as ``?token=`` (the URL ``serve`` prints), or as
    the cookie that ``GET /view?token=`` sets (HttpOnly, SameSite=Strict, named after the port so
    that two servers on one host keep theirs apart): 401. A cookie of an earlier serve (the token
-   changes at each start) counts as no token, so loopback reads still work with it.
+   changes at each start) counts as no token, so loopback reads still work with it. One exception:
+   a flow's own API routes and commands (``configure_api``, ``_flow_http``) take writes without the
+   token while the server listens on loopback only, as Lightning App's API did (its clients send
+   none); checks 1, 2 and 4 still keep web pages out, and beyond loopback they need the token too.
 4. A write with a form's content type (``text/plain``, ``application/x-www-form-urlencoded``,
    ``multipart/form-data``) is refused with 415: a web page can send those without asking, so no
    such request ever acts, whatever else it carries.
@@ -116,8 +119,11 @@ class Guard:
         port: Callable[[], int],
         max_body: int = DEFAULT_MAX_BODY,
         stopping: asyncio.Event | None = None,
+        open_write: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
+        self.open_write = open_write
+        """Says which writes need no token on loopback: a flow's own API routes (``_flow_http``)."""
         self.stopping = stopping or asyncio.Event()
         self.token = token
         self.host = host.strip("[]").lower()
@@ -140,11 +146,12 @@ class Guard:
             await _answer(send, *refused)
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if scope["method"] == "GET" and scope["path"] == "/view" and "token" in query:
+        if scope["method"] == "GET" and _is_page(scope["path"]) and "token" in query:
             # The URL serve printed: the browser keeps the token as a cookie, and the address bar
             # (and history) lose it.
             cookie = f"{self.cookie_name}={self.token}; HttpOnly; SameSite=Strict; Path=/"
-            await _answer(send, 303, None, [(b"location", b"/view"), (b"set-cookie", cookie.encode())])
+            where = scope["path"].encode("latin-1")
+            await _answer(send, 303, None, [(b"location", where), (b"set-cookie", cookie.encode())])
             return
         # Reads never read a body: their receive stays uvicorn's own (Request.is_disconnected relies
         # on it answering without a pause when the client has gone).
@@ -195,7 +202,14 @@ class Guard:
                 ),
                 [(b"www-authenticate", b'Bearer realm="lightning-kernel"')],
             )
-        if presented is None and (write or self.reads_need_token):
+        if presented is None and self.reads_need_token:
+            needed = True
+        elif presented is None and write:
+            # A flow's own routes take writes without the token on loopback, as Lightning App's did.
+            needed = self.open_write is None or not self.open_write(scope)
+        else:
+            needed = False
+        if needed:
             why = "every request" if self.reads_need_token else "a request that changes anything"
             return (
                 401,
@@ -287,10 +301,20 @@ def _err(message: str) -> dict[str, str]:
     return {"error": message}
 
 
+def _is_page(path: str) -> bool:
+    """``/view``, or a run's page ``/runs/<run>/view``: where the printed URL with the token leads."""
+    if path == "/view":
+        return True
+    parts = path.split("/")
+    return len(parts) == 4 and parts[1] == "runs" and bool(parts[2]) and parts[3] == "view"
+
+
 def _secured(send: Send) -> Send:
     async def secured(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), *_HEADERS]
+            # A header the endpoint set itself stands (a frontend's file may be framed by its page).
+            own = {k.lower() for k, _ in message.get("headers", [])}
+            message["headers"] = [*message.get("headers", []), *(h for h in _HEADERS if h[0] not in own)]
         await send(message)
 
     return secured

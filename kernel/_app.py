@@ -25,19 +25,28 @@ class LightningApp:
             )
         self.root = root
         self.info = info
-        self.components: dict[str, Component] = assign_names(root)
+        self.components: dict[str, Component] = {}
+        self._works: dict[str, LightningWork] = {}
+        for name, comp in assign_names(root).items():
+            self.add(name, comp)
+
+    def add(self, name: str, comp: Component) -> None:
+        """Make ``comp`` the app's component ``name``: at the start, or a dynamic one while it runs."""
+        object.__setattr__(comp, "_lk_name", name)
         # The state's shape is now fixed: a new public attribute later is an error.
-        for name, comp in self.components.items():
-            object.__setattr__(comp, "_lk_frozen", True)
-            if isinstance(comp, LightningWork):
-                # Paths made in __init__ (before the Work had a name) learn their origin now.
-                for value in vars(comp).values():
-                    if getattr(value, "__lk_state_value__", False) and getattr(value, "_origin", "") is None:
-                        value._origin = name
+        object.__setattr__(comp, "_lk_frozen", True)
+        self.components[name] = comp
+        if isinstance(comp, LightningWork):
+            self._works[name] = comp
+            # Paths made in __init__ (before the Work had a name) learn their origin now.
+            for value in vars(comp).values():
+                if getattr(value, "__lk_state_value__", False) and getattr(value, "_origin", "") is None:
+                    value._origin = name
 
     @property
     def works(self) -> dict[str, LightningWork]:
-        return {n: c for n, c in self.components.items() if isinstance(c, LightningWork)}
+        """The app's Works by name; the same dict for the app's life, growing with dynamic Works."""
+        return self._works
 
     @property
     def flows(self) -> dict[str, LightningFlow]:
@@ -45,39 +54,82 @@ class LightningApp:
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Every component's kind, initial state and spec, as recorded in ``run.created``."""
-        out: dict[str, dict[str, Any]] = {}
-        for name, comp in self.components.items():
-            if isinstance(comp, LightningWork):
-                out[name] = {"kind": "work", "vars": comp._lk_vars(), "spec": comp._lk_spec()}
-            else:
-                out[name] = {"kind": "flow", "vars": comp._lk_vars(), "spec": {}}
-        return out
+        return {name: describe(comp) for name, comp in self.components.items()}
 
 
-def exec_file(path: str, name: str) -> types.ModuleType:
-    """Import the Python file ``path`` as module ``name``, with its folder on ``sys.path`` so the
-    modules beside it import too; a module that fails to run is not left in ``sys.modules``."""
+def describe(comp: Component) -> dict[str, Any]:
+    """A component's kind (flow, work or structure), state and spec, as the log records them."""
+    from .structures import is_structure
+
+    if isinstance(comp, LightningWork):
+        return {"kind": "work", "vars": comp._lk_vars(), "spec": comp._lk_spec()}
+    return {"kind": "structure" if is_structure(comp) else "flow", "vars": comp._lk_vars(), "spec": {}}
+
+
+def exec_file(path: str, name: str, argv: list[str] | None = None) -> types.ModuleType:
+    """Run the Python file ``path`` as Lightning App runs an app file: as ``__main__`` (its ``if
+    __name__ == "__main__":`` blocks run), with ``sys.argv`` its path and ``argv`` (``run app
+    --app_args``), and its folder on ``sys.path`` so the modules beside it import too. It is then
+    module ``name``: what it defines is renamed from ``__main__`` to ``name``, so that the kernel and
+    every worker know its classes by one name. A file that fails to run is not left in ``sys.modules``.
+    """
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"{path!r} is not a Python file that can be imported")
     module = importlib.util.module_from_spec(spec)
+    code = spec.loader.get_code(name)  # type: ignore[attr-defined]
+    if code is None:
+        raise AppLoadError(f"{path!r} has no code to run")
+    module.__name__ = "__main__"
     sys.modules[name] = module
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)
+    saved_argv, saved_main = sys.argv, sys.modules.get("__main__")
+    sys.argv = [path, *(argv or [])]
+    # While it runs, the file is __main__ for what looks it up there (dataclasses, pydantic, pickle).
+    sys.modules["__main__"] = module
     try:
-        spec.loader.exec_module(module)
+        exec(code, module.__dict__)
     except BaseException:
         del sys.modules[name]
         raise
+    finally:
+        sys.argv = saved_argv
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        module.__name__ = name
+    _rehome(module, name)
     return module
 
 
-def load_app(path: str) -> tuple[LightningApp, types.ModuleType]:
-    """Import the app file at ``path`` and return its LightningApp.
+def _rehome(module: types.ModuleType, name: str) -> None:
+    """Classes and functions the file defined say they come from module ``name``, not ``__main__``."""
+    seen: set[int] = set()
 
-    The file is imported as a module of its own (not ``__main__``), registered with cloudpickle to be
-    pickled by value, so a worker anywhere can rebuild the app without the file.
+    def visit(obj: Any) -> None:
+        if id(obj) in seen or getattr(obj, "__module__", None) != "__main__":
+            return
+        seen.add(id(obj))
+        if isinstance(obj, type) or callable(obj):
+            try:
+                obj.__module__ = name
+            except (AttributeError, TypeError):
+                return
+        if isinstance(obj, type):
+            for member in vars(obj).values():
+                visit(member)
+
+    for value in list(vars(module).values()):
+        if isinstance(value, (type, types.FunctionType)):
+            visit(value)
+
+
+def load_app(path: str, argv: list[str] | None = None) -> tuple[LightningApp, types.ModuleType]:
+    """Run the app file at ``path`` (as ``__main__``, with ``argv``) and return its LightningApp.
+
+    The file then is a module of its own, registered with cloudpickle to be pickled by value, so a
+    worker anywhere can rebuild the app without the file.
     """
     if not os.path.isfile(path):
         raise AppLoadError(f"app file {path!r} does not exist")
@@ -86,7 +138,7 @@ def load_app(path: str) -> tuple[LightningApp, types.ModuleType]:
     stem = os.path.splitext(os.path.basename(full))[0]
     mod_name = f"lk_app_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
     try:
-        module = exec_file(full, mod_name)
+        module = exec_file(full, mod_name, argv)
     except (SystemExit, AppLoadError):
         raise
     except Exception as exc:

@@ -141,7 +141,17 @@ def run() -> None:
     """Run something."""
 
 
-@run.command("app")
+def _env_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in values:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE (KEY: letters, digits and _)", ctx, param)
+        out[key] = value
+    return out
+
+
+@run.command("app", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("app_file")
 @_store_options
 @_placement_options
@@ -152,10 +162,55 @@ def run() -> None:
     help="Submit to a running `lightning-kernel serve` (its token: LK_SERVER_TOKEN, or server.token in --data-dir).",
 )
 @click.option("--name", default=None, help="The run's name (default: the app file's name).")
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    callback=_env_pairs,
+    metavar="KEY=VALUE",
+    help="An environment variable for the flow and every Work (again for more); recorded with the run.",
+)
+@click.option(
+    "--app_args",
+    "--app-args",
+    "app_args",
+    is_flag=True,
+    help="What follows (but this command's own options) is the app file's sys.argv[1:], as in Lightning App.",
+)
+@click.option(
+    "--no-ui", "no_ui", is_flag=True, envvar="LK_NO_UI", help="Serve no HTTP (no page, no flow API)."
+)
+@click.option(
+    "--open-ui",
+    "open_ui",
+    is_flag=False,
+    flag_value="true",
+    default="false",
+    metavar="[BOOL]",
+    help="Open the run's page in a browser (where there is a display); `--open-ui false` as Lightning App.",
+)
+@click.pass_context
 @_fail_cleanly
-def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> None:
-    """Run APP_FILE to the end, printing what the flow and the Works print."""
+def run_app(
+    ctx: click.Context,
+    app_file: str,
+    server: str | None,
+    name: str | None,
+    env: dict[str, str],
+    app_args: bool,
+    **kw: Any,
+) -> None:
+    """Run APP_FILE to the end, printing what the flow and the Works print.
+
+    The file runs as __main__; `--app_args --lr 0.1` hands it arguments."""
+    argv = list(ctx.args)
+    if argv and not app_args:
+        raise click.UsageError(
+            f"unknown argument(s) {' '.join(argv)}: put the app file's own arguments after --app_args"
+        )
     if server:
+        if argv or env:
+            raise KernelError("--app_args and --env work with the embedded kernel only, not with --server")
         from ._client import submit_and_follow
 
         sys.exit(submit_and_follow(_client({**kw, "server": server}), app_file, name))
@@ -163,7 +218,9 @@ def run_app(app_file: str, server: str | None, name: str | None, **kw: Any) -> N
     early = _warm(cfg)
     from ._embedded import run_embedded
 
-    sys.exit(run_embedded(cfg, app_file, name, early))
+    ui = not kw.pop("no_ui", False)
+    open_ui = str(kw.pop("open_ui", "false")).strip().lower() in ("1", "true", "yes", "on")
+    sys.exit(run_embedded(cfg, app_file, name, early, argv=argv, env=env, ui=ui, open_ui=open_ui))
 
 
 @cli.command()
@@ -198,6 +255,9 @@ def hosts(config_file: str | None) -> None:
 @_store_options
 @_placement_options
 @_server_option
+@click.option(
+    "--no-ui", "no_ui", is_flag=True, envvar="LK_NO_UI", help="Serve no HTTP (no page, no flow API)."
+)
 @_fail_cleanly
 def resume(run_id: str, **kw: Any) -> None:
     """Rebuild RUN from its events and carry on (here, in the foreground; or on --server)."""
@@ -209,7 +269,7 @@ def resume(run_id: str, **kw: Any) -> None:
     early = _warm(cfg)
     from ._embedded import resume_embedded
 
-    sys.exit(resume_embedded(cfg, run_id, early))
+    sys.exit(resume_embedded(cfg, run_id, early, ui=not kw.get("no_ui")))
 
 
 @cli.command()
@@ -370,5 +430,6 @@ def main() -> None:
 
 
 # Commands defined in modules of their own register on ``cli`` as they are imported.
+from . import _cli_command as _cli_command  # noqa: E402
 from . import _cli_history as _cli_history  # noqa: E402
 from . import _cli_replay as _cli_replay  # noqa: E402

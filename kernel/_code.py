@@ -147,8 +147,14 @@ def pack(app_file: str, exclude: list[str] | None = None) -> PackedCode:
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(path)
+                inside = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+                if os.path.isabs(target) or inside == ".." or inside.startswith("../"):
+                    # A link out of the folder (a dataset elsewhere on this machine): not the app's
+                    # code, and no unpacking may follow it; Works reach such data as files or Paths.
+                    continue
                 info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(path)
+                info.linkname = target
                 info.mode = 0o777
                 tar.addfile(info)
             elif stat.S_ISREG(st.st_mode):
@@ -214,9 +220,10 @@ def unpack(data: bytes, ref: str, root: str | None = None) -> str:
     return final
 
 
-def import_app(root: str, module: str, entry: str) -> types.ModuleType:
+def import_app(root: str, module: str, entry: str, argv: list[str] | None = None) -> types.ModuleType:
     """Import the app file ``entry`` of the unpacked folder ``root`` as ``module`` (once per process),
-    with the folder on ``sys.path`` so the modules beside it import too."""
+    run as the kernel ran it (``argv``: the run's ``--app_args``), with the folder on ``sys.path`` so
+    the modules beside it import too."""
     from ._app import exec_file
 
     existing = sys.modules.get(module)
@@ -225,7 +232,7 @@ def import_app(root: str, module: str, entry: str) -> types.ModuleType:
     path = os.path.join(root, entry)
     if not os.path.isfile(path):
         raise AppLoadError(f"the app's code has no Python file {entry!r} (artifact at {root})")
-    return exec_file(path, module)
+    return exec_file(path, module, argv)
 
 
 def load_run_app(artifacts: Any, run: dict[str, Any]) -> Any:
@@ -240,7 +247,8 @@ def load_run_app(artifacts: Any, run: dict[str, Any]) -> Any:
 
     try:
         if run.get("code"):
-            import_app(unpack(artifacts.get_bytes(run["code"]), run["code"]), run["module"], run["entry"])
+            root = unpack(artifacts.get_bytes(run["code"]), run["code"])
+            import_app(root, run["module"], run["entry"], run.get("argv"))
         blob = artifacts.get_bytes(run["app"])
     except ArtifactError as exc:
         raise ArtifactError(

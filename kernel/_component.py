@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from ._state import normalise, public_vars
 from .errors import StateError
 
 ChangeHook = Callable[[str, Any], None]
+
+
+class Tree(Protocol):
+    """The running app's side of a component tree: it adopts components added while it runs."""
+
+    def adopt(self, parent: Component, key: str, child: Component) -> None: ...
 
 
 def is_component(value: object) -> bool:
@@ -21,18 +27,14 @@ class Component:
     _lk_name: str = ""
     _lk_frozen: bool = False
     _lk_on_change: ChangeHook | None = None
+    _lk_tree: Tree | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_") or isinstance(getattr(type(self), name, None), property):
             object.__setattr__(self, name, value)
             return
         if is_component(value):
-            if self._lk_frozen and name not in self.__dict__:
-                raise StateError(
-                    self._display_name(),
-                    name,
-                    "components must be created in __init__, before the app starts",
-                )
+            self._lk_attach(name, value, name in self.__dict__)
             object.__setattr__(self, name, value)
             return
         if self._lk_frozen and name not in self.__dict__:
@@ -48,6 +50,20 @@ class Component:
         hook = self._lk_on_change
         if hook is not None:
             hook(name, clean)
+
+    def _lk_attach(self, key: str, child: Component, replacing: bool) -> None:
+        """``child`` is becoming this component's ``key`` while the app runs: a dynamic component,
+        which the running app adopts (names, records and hosts it)."""
+        tree = self._lk_tree
+        if tree is None:
+            return
+        if replacing:
+            raise StateError(
+                self._display_name(),
+                key,
+                "a component of a running app cannot be replaced; add a new one under another name",
+            )
+        tree.adopt(self, key, child)
 
     def _lk_convert(self, name: str, value: Any) -> Any:
         """A hook for Works: ``lit://`` strings become Paths."""

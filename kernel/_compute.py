@@ -30,6 +30,10 @@ class CloudCompute:
             raise ValueError(f"CloudCompute name must be a non-empty string, got {self.name!r}")
         if self.disk_size < 0:
             raise ValueError(f"CloudCompute disk_size must be >= 0, got {self.disk_size}")
+        from lightning_kernel.storage._mount import normalise_mounts
+
+        # A Mount, a list of Mounts, or their dict forms (from_dict) -> Mounts; the worker provides them.
+        self.mounts = normalise_mounts(self.mounts)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -38,9 +38,11 @@ def decide(
     last_index: int,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    blobs: dict[str, bytes] | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
-    """``(request, block)``: the run request to publish (None for none), and whether to block."""
-    jargs, jkwargs = encode_args(work_name, args, kwargs)
+    """``(request, block)``: the run request to publish (None for none), and whether to block;
+    ``blobs`` gets the pickles of the arguments that are not JSON."""
+    jargs, jkwargs = encode_args(work_name, args, kwargs, blobs)
     key = call_hash(jargs, jkwargs)
     latest = latest_call(calls, key)
     finished = latest is not None and latest[1]["stage"] in FINISHED_STAGES

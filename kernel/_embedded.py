@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ._config import Config
 from ._datadir import EarlyStart
@@ -44,7 +45,12 @@ def _exit_soon(code: int, seconds: float) -> None:
     threading.Thread(target=run, name="lk-shutdown-watchdog", daemon=True).start()
 
 
-async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]], defer_store: bool = False) -> int:
+async def _host(
+    kernel: Kernel,
+    make: Callable[[], Awaitable[RunDriver]],
+    defer_store: bool = False,
+    before_close: Callable[[], Awaitable[None]] | None = None,
+) -> int:
     loop = asyncio.get_running_loop()
     interrupted: list[str] = []
     stopping = asyncio.Event()
@@ -68,6 +74,9 @@ async def _host(kernel: Kernel, make: Callable[[], Awaitable[RunDriver]], defer_
     try:
         return await _host_run(kernel, make, interrupted, stopping, defer_store)
     finally:
+        if before_close is not None:
+            with contextlib.suppress(Exception):
+                await before_close()
         with contextlib.suppress(Exception):
             await kernel.close()
         for sig, handler in previous.items():
@@ -174,24 +183,46 @@ async def _faulted(kernel: Kernel, driver: RunDriver, fault: KernelError) -> int
 
 
 def run_embedded(
-    config: Config, app_file: str, name: str | None = None, early: EarlyStart | None = None
+    config: Config,
+    app_file: str,
+    name: str | None = None,
+    early: EarlyStart | None = None,
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    ui: bool = True,
+    open_ui: bool = False,
 ) -> int:
+    """Run ``app_file`` here; ``ui``: serve the run's page and its flow's API (``_server.serve_run``)."""
     from ._app import load_app
 
     kernel = Kernel(config, early)
+    serving: list[Any] = []
+    # The flow sees them as the Works do (Lightning App sets them while it loads and runs the app).
+    os.environ.update(env or {})
 
     async def make() -> RunDriver:
         # While the embedded nats-server starts (a thread waits for it): import the app, pack its folder.
-        app, module = load_app(app_file)
+        app, module = load_app(app_file, argv)
         code = await kernel.pack_code(app_file, module)
         await kernel.started()
-        return await kernel.create_run(app, app_file, name, code=code)
+        driver = await kernel.create_run(app, app_file, name, code=code, argv=argv, env=env)
+        if ui:
+            from ._server import serve_run
 
-    return asyncio.run(_host(kernel, make, defer_store=True))
+            serving.append(serve_run(kernel, driver.run_id, open_ui))
+        return driver
+
+    async def stop_serving() -> None:
+        for served in serving:
+            await served.stop()
+
+    return asyncio.run(_host(kernel, make, defer_store=True, before_close=stop_serving))
 
 
-def resume_embedded(config: Config, run_id: str, early: EarlyStart | None = None) -> int:
+def resume_embedded(config: Config, run_id: str, early: EarlyStart | None = None, ui: bool = True) -> int:
+    """Carry on ``run_id`` here; ``ui``: serve its page and its flow's API, as ``run app`` does."""
     kernel = Kernel(config, early)
+    serving: list[Any] = []
 
     async def make() -> RunDriver:
         await kernel.started()
@@ -201,9 +232,17 @@ def resume_embedded(config: Config, run_id: str, early: EarlyStart | None = None
         info = kernel.store.run(run_id)
         driver = await kernel.resume_run(info.id)  # refuses a run that ended, or is held elsewhere
         _say(f"resuming run {info.id} ({info.name})")
+        if ui:
+            from ._server import serve_run
+
+            serving.append(serve_run(kernel, driver.run_id))
         return driver
 
-    return asyncio.run(_host(kernel, make))
+    async def stop_serving() -> None:
+        for served in serving:
+            await served.stop()
+
+    return asyncio.run(_host(kernel, make, before_close=stop_serving))
 
 
 def stop_run(config: Config, run_id: str, wait: float = 30.0) -> None:

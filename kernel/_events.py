@@ -7,7 +7,8 @@ read time (``UPCASTERS``), so the fold only ever sees the newest version of each
 Subjects on the ``LK`` stream (one stream for every run; its sequence is the global order)::
 
     lk.<run>.run          run.*: created, ended, interrupted, resumed, stop_requested, forked
-    lk.<run>.flow         flow.state_changed
+    lk.<run>.flow         flow.state_changed, flow.schedule_* (registered, started, ticked, consumed)
+    lk.<run>.api          flow.request_received, flow.request_answered (the flow's HTTP API, commands)
     lk.<run>.cmd.<work>   work.run_requested, work.stop_requested, work.persist_requested,
                           work.worker_started, work.worker_exited (what a worker consumes)
     lk.<run>.evt.<work>   work.status_changed, work.state_changed, work.record (what a worker produces)
@@ -75,6 +76,10 @@ class RunCreated(Event):
     entry: str = ""
     db: str = ""
     """The id of the database of the kernel that created the run: the one that records it."""
+    argv: list[str] = field(default_factory=list)
+    """The app file's arguments (``run app --app_args``): its ``sys.argv[1:]`` wherever it runs."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables for every Work (``run app --env KEY=VALUE``)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,108 @@ class FlowStateChanged(Event):
 
     def subject(self, run_id: str) -> str:
         return f"lk.{run_id}.flow"
+
+
+@dataclass(frozen=True)
+class ComponentAdded(Event):
+    """The flow added component ``name`` while the app ran (a Work or flow set as a new attribute, a
+    new item of a ``structures.Dict``/``List``): its ``kind``, ``vars`` and ``spec`` as ``run.created``
+    records them, and ``artifact``, the component pickled into the artifact store, from which a
+    resumed or forked run and the component's worker rebuild it."""
+
+    TYPE: ClassVar[str] = "component.added"
+    name: str
+    kind: str
+    vars: dict[str, JSON] = field(default_factory=dict)
+    spec: dict[str, JSON] = field(default_factory=dict)
+    artifact: str = ""
+
+    def subject(self, run_id: str) -> str:
+        return f"lk.{run_id}.flow"
+
+
+@dataclass(frozen=True)
+class FlowRequestReceived(Event):
+    """An HTTP request for the flow's API (``configure_api``) or a command (``configure_commands``):
+    the run's loop calls the handler when it folds this, and answers with ``flow.request_answered``.
+
+    ``route`` and ``method`` name the handler (a command is ``POST /command/<name>``); ``data`` is the
+    request's JSON body (None without one) and ``query`` its query parameters."""
+
+    TYPE: ClassVar[str] = "flow.request_received"
+    id: str
+    route: str
+    method: str
+    data: JSON = None
+    query: dict[str, str] = field(default_factory=dict)
+
+    def subject(self, run_id: str) -> str:
+        return f"lk.{run_id}.api"
+
+
+@dataclass(frozen=True)
+class FlowRequestAnswered(Event):
+    """The answer to request ``id``: an HTTP ``status`` and the handler's JSON ``response`` (an error's
+    text for a 4xx or 5xx). Stamped with the request's seq as ``input_seq``, as an iteration's events."""
+
+    TYPE: ClassVar[str] = "flow.request_answered"
+    id: str
+    status: int
+    response: JSON = None
+
+    def subject(self, run_id: str) -> str:
+        return f"lk.{run_id}.api"
+
+
+@dataclass(frozen=True)
+class _ScheduleEvent(Event):
+    """An event of the schedule ``key`` of ``flow`` (``flow.schedule()``, ``_schedule``)."""
+
+    flow: str
+    key: str
+
+    def subject(self, run_id: str) -> str:
+        return f"lk.{run_id}.flow"
+
+
+@dataclass(frozen=True)
+class ScheduleRegistered(_ScheduleEvent):
+    """An iteration called ``flow.schedule(...)`` at ``key`` for the first time (it returned True).
+    ``cron`` is the expression (aliases expanded); ``start`` the ``start_time`` given, in epoch
+    seconds, or None: then the loop records its clock as that iteration began
+    (``flow.schedule_started``)."""
+
+    TYPE: ClassVar[str] = "flow.schedule_registered"
+    cron: str
+    start: float | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleStarted(_ScheduleEvent):
+    """The loop's clock as the iteration that registered a schedule without a ``start_time`` began
+    (or, if the kernel stopped before it recorded that, when the run was resumed): ticks count from
+    ``at``."""
+
+    TYPE: ClassVar[str] = "flow.schedule_started"
+    at: float
+
+
+@dataclass(frozen=True)
+class ScheduleTicked(_ScheduleEvent):
+    """The schedule reached its tick ``at`` (the newest one passed, when several were: they collapse
+    into one). The next iteration sees ``flow.schedule()`` return True for it."""
+
+    TYPE: ClassVar[str] = "flow.schedule_ticked"
+    at: float
+
+
+@dataclass(frozen=True)
+class ScheduleConsumed(_ScheduleEvent):
+    """An iteration ran on the state where tick ``at`` was due: ``flow.schedule()`` returned True
+    there, and returns False from now on until the next tick."""
+
+    TYPE: ClassVar[str] = "flow.schedule_consumed"
+    at: float
 
 
 # -- work -------------------------------------------------------------------------------------------
@@ -300,6 +407,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStopRequested,
         RunForked,
         FlowStateChanged,
+        ComponentAdded,
+        FlowRequestReceived,
+        FlowRequestAnswered,
+        ScheduleRegistered,
+        ScheduleStarted,
+        ScheduleTicked,
+        ScheduleConsumed,
         WorkRunRequested,
         WorkStopRequested,
         PathPersistRequested,

@@ -16,21 +16,24 @@ newest call is pending or running, or a worker of it runs (``state["works"][w]["
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._app import LightningApp
+from . import _schedule as schedules
+from ._app import LightningApp, describe
 from ._codec import check_size
+from ._component import Component, walk
 from ._dispatch import USER_STOP, Blocked, decide
-from ._events import Event, FlowStateChanged, RunEnded, WorkRunRequested, WorkStopRequested
+from ._events import ComponentAdded, Event, FlowStateChanged, RunEnded, WorkRunRequested, WorkStopRequested
 from ._flow import AppFail, AppStop
 from ._status import WorkStageStatus
 from ._tee import LineTee
 from ._work import LightningWork
-from .errors import KernelError
+from .errors import KernelError, StateError
 
 DEFAULT_LIMIT = 1024 * 1024
 """NATS's default max_payload: the size limit of a replay, which has no server to ask."""
@@ -49,6 +52,8 @@ class Outcome:
     end: RunEnded | None = None
     interrupted: bool = False
     """The iteration was interrupted (``FlowInterrupted``): nothing of it counts."""
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    """The components the flow added, pickled, by ref: the loop stores them before the events go."""
 
 
 Runner = Callable[[Callable[[], Any]], Any]
@@ -64,6 +69,7 @@ class FlowIteration:
         limit: Callable[[], int] = lambda: DEFAULT_LIMIT,
         on_line: Callable[[str], None] | None = None,
         echo: bool = True,
+        restore_from: Callable[[str], bytes] | None = None,
     ) -> None:
         self.app = app
         self._limit = limit
@@ -75,21 +81,87 @@ class FlowIteration:
         """True while ``root.run()`` runs (a signal handler may then interrupt it)."""
         self._outbox: list[Event] = []
         self._state: dict[str, Any] = {}
+        self._added: list[str] = []
+        self._blobs: dict[str, bytes] = {}
+        """The pickles of this iteration's run() arguments that are not JSON."""
+        self.restore_from = restore_from
+        """Reads a dynamic component's pickle from the artifact store (None: a replay, whose flow
+        adds its components again itself)."""
         for comp in app.components.values():
-            if isinstance(comp, LightningWork):
-                object.__setattr__(comp, "_lk_dispatcher", self)
+            self._own(comp)
+
+    def _own(self, comp: Component) -> None:
+        object.__setattr__(comp, "_lk_tree", self)
+        if isinstance(comp, LightningWork):
+            object.__setattr__(comp, "_lk_dispatcher", self)
+
+    # -- dynamic components ---------------------------------------------------------------------------
+
+    def adopt(self, parent: Component, key: str, child: Component) -> None:
+        """``child`` becomes ``parent``'s ``key`` during ``root.run()``: name, host and record it."""
+        self._attach(parent, key, child)
+        self._added.extend(name for name, _ in walk(child, f"{parent.name}.{key}"))
+
+    def _attach(self, parent: Component, key: str, child: Component) -> None:
+        base = parent.name
+        found = list(walk(child, f"{base}.{key}"))
+        for name, comp in found:
+            if name in self.app.components or comp._lk_tree is not None:
+                where = comp.name or name
+                raise StateError(name, "", f"this component is already in the app as {where}")
+        for name, comp in found:
+            self.app.add(name, comp)
+            self._own(comp)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back the components the flow added in the run so far (a resumed or forked run starts
+        from the app's file, which has only those of ``__init__``), from their pickles."""
+        if self.restore_from is None:
+            return
+        import cloudpickle
+
+        for name, known in state["components"].items():
+            if name in self.app.components or not known.get("artifact"):
+                continue
+            parent_name, _, key = name.rpartition(".")
+            parent = self.app.components.get(parent_name)
+            if parent is None:
+                continue
+            child = cloudpickle.loads(self.restore_from(known["artifact"]))
+            if isinstance(parent, dict):
+                dict.__setitem__(parent, key, child)
+            elif isinstance(parent, list):
+                list.append(parent, child)
+            else:
+                object.__setattr__(parent, key, child)
+            self._attach(parent, key, child)
+
+    def _added_events(self) -> tuple[list[Event], dict[str, bytes]]:
+        """``component.added`` for each component added in this iteration, with its pickle."""
+        events: list[Event] = []
+        blobs: dict[str, bytes] = {}
+        for name in self._added:
+            comp = self.app.components[name]
+            blob = _pickle(comp)
+            ref = hashlib.sha256(blob).hexdigest()
+            blobs[ref] = blob
+            d = describe(comp)
+            events.append(
+                ComponentAdded(name=name, kind=d["kind"], vars=d["vars"], spec=d["spec"], artifact=ref)
+            )
+        self._added = []
+        return events, blobs
 
     def run(self, state: dict[str, Any], runner: Runner | None = None) -> Outcome:
         """One iteration on ``state`` (a fold of the run's events)."""
-        self._outbox = []
-        self._state = state
-        self.hydrate(state)
+        self.begin(state)
         root = self.app.root
         end: RunEnded | None = None
         real = sys.stdout
         out = LineTee(self.on_line or (lambda line: None), real if self.echo else None)
         sys.stdout = out
         call = runner or (lambda fn: fn())
+        book, token = schedules.enter(state)
         try:
             self.in_flow = True
             try:
@@ -102,8 +174,10 @@ class FlowIteration:
                     call(root.run)
             finally:
                 self.in_flow = False
+                schedules.leave(token)
         except FlowInterrupted:
             self._outbox = []  # half an iteration: nothing of it is published
+            self._added = []
             return Outcome(interrupted=True)
         except Blocked:
             pass
@@ -118,21 +192,45 @@ class FlowIteration:
         finally:
             sys.stdout = real
             out.flush()
-        events: list[Event] = []
+        events, blobs, error = self.finish(state)
+        if error:
+            end = RunEnded(status="failed", message=error)
+        events.extend(book.events())  # schedules first hit, then the ticks this iteration ran on
+        return Outcome(events=events, end=end, blobs=blobs)
+
+    def begin(self, state: dict[str, Any]) -> None:
+        """Get ready for flow code to run on ``state``: the objects hydrated, nothing asked yet."""
+        self._outbox = []
+        self._added = []
+        self._blobs = {}
+        self._state = state
+        self.hydrate(state)
+
+    def finish(self, state: dict[str, Any]) -> tuple[list[Event], dict[str, bytes], str]:
+        """What the flow code since ``begin`` did: its events in order (the components it added,
+        its state change, its run and stop requests), the pickles to store, and the error that makes
+        them unrecordable ("" for none: then there are no events)."""
         try:
             changes = self.diff(state)
+            # First: the events after them name these components.
+            events, blobs = self._added_events()
         except KernelError as exc:
-            changes = {}
-            end = RunEnded(status="failed", message=str(exc))
+            self._outbox, self._added = [], []
+            return [], {}, str(exc)
+        except Exception as exc:  # a component that cannot be pickled
+            self._outbox, self._added = [], []
+            return [], {}, f"a component added by the flow cannot be recorded: {exc}"
         if changes:
             events.append(FlowStateChanged(changes=changes))
         events.extend(self._outbox)
         self._outbox = []
-        return Outcome(events=events, end=end)
+        return events, {**self._blobs, **blobs}, ""
 
     def hydrate(self, state: dict[str, Any]) -> None:
         comps = state["components"]
         works = state["works"]
+        if len(comps) > len(self.app.components):
+            self.restore(state)
         for name, comp in self.app.components.items():
             known = comps.get(name)
             if known is None:
@@ -153,7 +251,10 @@ class FlowIteration:
         changes: dict[str, dict[str, Any]] = {}
         limit = self._limit()
         total = 0
+        added = set(self._added)
         for name, comp in self.app.components.items():
+            if name in added:
+                continue  # its state goes whole in component.added
             known = comps[name]["vars"]
             now = comp._lk_vars()
             diff = {k: v for k, v in now.items() if k not in known or known[k] != v}
@@ -168,7 +269,9 @@ class FlowIteration:
     def call(self, work: LightningWork, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         calls: dict[str, Any] = work._lk_calls
         last_index: int = getattr(work, "_lk_last_index", 0)
-        request, block = decide(work.name, work.cache_calls, work.parallel, calls, last_index, args, kwargs)
+        request, block = decide(
+            work.name, work.cache_calls, work.parallel, calls, last_index, args, kwargs, self._blobs
+        )
         if request is not None:
             limit = self._limit()
             vars_ = work._lk_vars()
@@ -195,3 +298,20 @@ class FlowIteration:
             or worker.get("state") == "running"
         ):
             self._outbox.append(WorkStopRequested(work=work.name, reason=USER_STOP))
+
+
+RUNTIME_ATTRS = ("_lk_tree", "_lk_dispatcher", "_lk_on_change")
+"""What ties a live component to this kernel: never pickled with it."""
+
+
+def _pickle(comp: Component) -> bytes:
+    import cloudpickle
+
+    saved = []
+    for _, c in walk(comp, comp.name):
+        saved.append((c, {k: c.__dict__.pop(k) for k in RUNTIME_ATTRS if k in c.__dict__}))
+    try:
+        return bytes(cloudpickle.dumps(comp))
+    finally:
+        for c, attrs in saved:
+            c.__dict__.update(attrs)

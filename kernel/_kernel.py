@@ -357,6 +357,7 @@ class Kernel:
     def _worker_spec(self, run_id: str) -> Callable[[str, int, int], WorkerSpec]:
         def make(work: str, start_seq: int, attempt: int) -> WorkerSpec:
             run = self.runs[run_id].state["run"]
+            compute = self.runs[run_id].app.works[work].cloud_compute.to_dict()
             assert self.leases is not None
             return WorkerSpec(
                 run_id=run_id,
@@ -365,7 +366,8 @@ class Kernel:
                 nats_url=self.nats_url,
                 nats_token=self.nats_token,
                 artifacts=self.config.artifacts_url,
-                app=run["app"],
+                # A Work the flow added while the app ran comes pickled on its own.
+                app=self.runs[run_id].state["components"][work].get("artifact") or run["app"],
                 code=run.get("code", ""),
                 module=run.get("module", ""),
                 entry=run.get("entry", ""),
@@ -374,8 +376,10 @@ class Kernel:
                 start_seq=start_seq,
                 work_root=os.path.join(run_id, work),
                 echo=self.config.echo,
-                env=dict(self.config.worker_env),
-                compute=self.runs[run_id].app.works[work].cloud_compute.to_dict(),
+                env={**self.config.worker_env, **run.get("env", {})},
+                argv=list(run.get("argv", [])),
+                compute=compute,
+                executor=compute.get("executor") or self.config.executor,
             )
 
         return make
@@ -390,6 +394,7 @@ class Kernel:
             self._worker_spec(run_id),
             default_executor=self.config.executor,
             echo=self.config.echo,
+            artifacts=self.artifacts,
         )
         self.runs[run_id] = driver
         return driver
@@ -414,9 +419,16 @@ class Kernel:
         return Code(ref, module.__name__, packed.entry)
 
     async def create_run(
-        self, app: LightningApp, app_file: str, name: str | None = None, code: Code | None = None
+        self,
+        app: LightningApp,
+        app_file: str,
+        name: str | None = None,
+        code: Code | None = None,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> RunDriver:
-        """Start a run of ``app``; with ``code`` (``pack_code``), its workers import the app's files."""
+        """Start a run of ``app``; with ``code`` (``pack_code``), its workers import the app's files
+        (run with ``argv``), and run with ``env`` set."""
         import cloudpickle
 
         assert self.bus is not None
@@ -435,6 +447,8 @@ class Kernel:
             module=code.module if code else "",
             entry=code.entry if code else "",
             db=db_id,
+            argv=list(argv or []),
+            env=dict(env or {}),
         )
         seq = await self.bus.publish(run_id, event, "kernel")
         await driver.follow(seq)

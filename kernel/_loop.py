@@ -21,17 +21,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
 from typing import Any
 
 from . import _projection as projection
+from . import _schedule as schedules
 from ._app import LightningApp
 from ._bus import Bus
+from ._clock import Clock, clock_from_env
 from ._dispatch import USER_STOP
 from ._events import (
     PERSIST_ANSWERED,
+    ComponentAdded,
     Event,
+    FlowRequestAnswered,
+    FlowRequestReceived,
     PathPersistRequested,
     RunCreated,
     RunEnded,
@@ -74,6 +80,8 @@ class RunDriver:
         worker_spec: SpecFactory,
         default_executor: str = "local",
         echo: bool = True,
+        artifacts: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         self.run_id = run_id
         self.app = app
@@ -105,13 +113,23 @@ class RunDriver:
         self._fault: KernelError | None = None
         self.held = False
         """Set by ``hold()``: no more iterations."""
+        self.clock: Clock = clock if clock is not None else clock_from_env(os.environ)
+        """What schedules are timed by (``LK_CLOCK``: a fake one for tests)."""
+        self._sent: dict[tuple[str, str], float] = {}
+        """The starts and ticks of schedules this loop published, by (flow, key) (``schedules.plan``)."""
+        self._next_tick: float | None = None
+        """The clock time of the earliest next tick of the run's schedules, None when it has none."""
+        self._changed = False
+        """Whether an event the flow can see was folded since the last iteration."""
         self.aborted: asyncio.Future[KernelError] = asyncio.get_event_loop().create_future()
         """Resolved with the fault when the kernel must stop driving this run at once."""
+        self.artifacts = artifacts
         self.flow = FlowIteration(
             app,
             limit=lambda: int(self.bus.nc.max_payload),
             on_line=lambda line: self.log_line("root", "stdout", line),
             echo=echo,
+            restore_from=artifacts.get_bytes if artifacts is not None else None,
         )
 
     @property
@@ -168,10 +186,12 @@ class RunDriver:
                 # Not asyncio.wait_for: on Python 3.10/3.11 it drops a cancel that comes as the
                 # wait ends (an event woke it), and the run went on after a SIGTERM (gh-86296).
                 waiter = asyncio.ensure_future(self._wake.wait())
+                timer = asyncio.ensure_future(self.clock.wait_until(self.clock.now() + timeout))
                 try:
-                    await asyncio.wait({waiter}, timeout=timeout)
+                    await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     waiter.cancel()
+                    timer.cancel()
             else:
                 await self._wake.wait()
             self._wake.clear()
@@ -181,6 +201,8 @@ class RunDriver:
             last = len(records) - 1
             for i, record in enumerate(records):
                 self.state = projection.apply(self.state, record)
+                if record.type not in schedules.BOOKKEEPING:
+                    self._changed = True
                 await self._react(record)
                 if i < last and record.type == WorkStateChanged.TYPE and self._may_iterate():
                     # Several changes arrived at once: the flow sees each, as if they came one by one.
@@ -194,13 +216,30 @@ class RunDriver:
             if run["status"] in projection.RUN_ENDED:
                 await self.supervisor.shutdown()
                 return str(run["status"])
-            if self._may_iterate():
+            await self._tick()
+            if self._changed and self._may_iterate():
                 await self._iterate()
 
     def _timer(self) -> float | None:
-        """Seconds until the loop must wake with no event (a timer the flow asked for), None for never:
-        as in Lightning App, ``root.run()`` runs again only when something changed."""
-        return None
+        """Seconds (on ``self.clock``) until the loop must wake with no event: the next tick of the
+        run's schedules; None for never: as in Lightning App, ``root.run()`` runs again only when
+        something changed (an event the flow can see, a tick)."""
+        if self._next_tick is None:
+            return None
+        return max(0.0, self._next_tick - self.clock.now())
+
+    async def _tick(self) -> None:
+        """Publish what the run's schedules need now (a start, the ticks whose time came: one per
+        schedule however many passed), and note when the next one comes. Only the loop reads the
+        clock: the fold and the flow read the ticks it recorded."""
+        if not self.state.get("schedules") or self._ending or self.held:
+            self._next_tick = None
+            return
+        if self.state["run"]["status"] != projection.RUN_ACTIVE:
+            self._next_tick = None
+            return
+        events, self._next_tick = schedules.plan(self.state, self.clock.now(), self._sent)
+        await self._publish(events)
 
     def _may_iterate(self) -> bool:
         """Whether ``root.run()`` may run on the state as folded so far: the run is active, not ending,
@@ -227,13 +266,26 @@ class RunDriver:
 
     async def _iterate(self) -> None:
         self._outbox = []
+        self._changed = False
         input_seq = int(self.state["run"]["seq"])
-        end, events = self._run_flow()
+        now = self.clock.now()  # when the flow hit the schedules it registers (LA: datetime.now())
+        end, events, blobs = self._run_flow()
+        if blobs:
+            try:
+                await self._store_blobs(blobs)
+            except Exception as exc:
+                events, end = (
+                    [],
+                    RunEnded(status="failed", message=f"storing the flow's new components failed: {exc}"),
+                )
+                self.failure = end.message
         await self._publish(events, input_seq)
         if end is not None:
             await self._end(end, input_seq)
+        else:
+            await self._publish(schedules.starts(events, now, self._sent))
 
-    def _run_flow(self) -> tuple[RunEnded | None, list[Event]]:
+    def _run_flow(self) -> tuple[RunEnded | None, list[Event], dict[str, bytes]]:
         """One iteration of the user's flow (``_iteration``), timed and counted."""
         if self.first_iteration_at is None:
             self.first_iteration_at = time.time()
@@ -242,7 +294,14 @@ class RunDriver:
         end = outcome.end
         if end is not None and end.status == "failed":
             self.failure = end.message
-        return end, outcome.events
+        return end, outcome.events, outcome.blobs
+
+    async def _store_blobs(self, blobs: dict[str, bytes]) -> None:
+        """The pickles of the components the flow added: in the store before the events name them."""
+        if self.artifacts is None:
+            raise KernelError("this loop has no artifact store to keep the components the flow adds")
+        for blob in blobs.values():
+            await asyncio.to_thread(self.artifacts.put_bytes, blob)
 
     async def _end(self, end: RunEnded, input_seq: int = 0) -> None:
         """End the run: stop the Works first (they record why), so ``run.ended`` is the last event.
@@ -257,7 +316,8 @@ class RunDriver:
         t = record.type
         sup = self.supervisor
         if t == RunCreated.TYPE or t == RunResumed.TYPE:
-            for name, work in self.app.works.items():
+            self.flow.restore(self.state)  # the Works the flow added, before a resume goes on
+            for name, work in list(self.app.works.items()):
                 unfinished = projection.unfinished_calls(self.state, name)
                 if unfinished:
                     # A resumed Work takes its commands again from its oldest unfinished call, and
@@ -268,6 +328,10 @@ class RunDriver:
                     sup.ensure(name, record.seq)
         elif t == WorkRunRequested.TYPE:
             sup.ensure(record.body["work"], record.seq)
+        elif t == ComponentAdded.TYPE and record.body.get("kind") == "work":
+            added = self.app.works.get(record.body["name"])
+            if added is not None and added.start_with_flow:
+                sup.ensure(record.body["name"], record.seq)
         elif t == WorkStatusChanged.TYPE:
             body = record.body
             if body["stage"] == WorkStageStatus.FAILED and not self._ending:
@@ -296,6 +360,34 @@ class RunDriver:
         elif t == RunStopRequested.TYPE and not self._ending:
             self._ending = True
             self._spawn(self._end(RunEnded(status="stopped", message=record.body.get("reason", ""))))
+        elif t == FlowRequestReceived.TYPE:
+            await self._answer_request(record)
+
+    async def _answer_request(self, record: EventRecord) -> None:
+        """A request for the flow's API or a command (``_requests``): its handler runs now, on the
+        state at the request, and what it did is published stamped with the request's seq, so the
+        next ``root.run()`` (once those events are back) sees its changes."""
+        from ._requests import answer
+
+        run = self.state["run"] if self.state else {}
+        if run.get("status") != projection.RUN_ACTIVE or self._ending or self.held:
+            why = f"run {self.run_id} is {'stopping' if run.get('status') == projection.RUN_ACTIVE else run.get('status')}"
+            refused = FlowRequestAnswered(id=str(record.body.get("id", "")), status=503, response=why)
+            with contextlib.suppress(Exception):
+                await self._publish([refused])  # no input_seq: the flow took no part in it
+            return
+        got = answer(self.flow, self.state, record)
+        events, end = got.events, got.end
+        if got.blobs:
+            try:
+                await self._store_blobs(got.blobs)
+            except Exception as exc:
+                why = f"storing what the handler made failed: {exc}"
+                events = [FlowRequestAnswered(id=str(record.body.get("id", "")), status=500, response=why)]
+                end = None
+        await self._publish(events, record.seq)
+        if end is not None:
+            await self._end(end, record.seq)
 
     async def interrupt(self, reason: str, publish: bool = True) -> None:
         """Stop hosting the run without ending it (Ctrl-C, SIGTERM, a fault): Works stop and record why.

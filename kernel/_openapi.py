@@ -218,8 +218,23 @@ def spec() -> dict[str, Any]:
         },
         "/view": {
             "get": _op(
-                "a page listing the runs (`?token=` sets the token's cookie)",
+                "a page listing the runs (`?token=` sets the token's cookie); under `run app`, its run's page",
                 {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            )
+        },
+        "/runs/{run}/view": {
+            "get": _op(
+                "the run's page: the tabs of its flow's configure_layout() (a run this server drives)",
+                {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                [_RUN],
+            )
+        },
+        "/runs/{run}/commands": {
+            "get": _op(
+                "the run's commands (configure_commands()) and their arguments; every other "
+                "/runs/{run}/... path is a route of the run's flow (configure_api(), POST command/<name>)",
+                {"200": _json({"type": "object"}, "run, commands: [{name, description, params, client}]")},
+                [_RUN],
             )
         },
     }

@@ -7,7 +7,8 @@ stays valid. The state::
 
     {"run": {"id", "name", "app_file", "app", "code", "module", "entry", "status", "message", "seq",
              "stop_requested", "unreadable": [seq, ...]},
-     "components": {name: {"kind": "flow"|"work", "vars": {...}, "spec": {...}}},
+     "components": {name: {"kind": "flow"|"work"|"structure", "vars": {...}, "spec": {...},
+                           "artifact": <the pickled component, for one added while the app ran>}},
      "works": {name: {"status": {stage, timestamp, reason, message}, "last_index": n,
                       "calls": {call: {"index", "seq", "stage", "timestamp", "reason", "message",
                                        "args", "kwargs"}},
@@ -15,7 +16,9 @@ stays valid. The state::
                       "worker": {"attempt", "executor", "ref", "state": "running"|"exited",
                                  "cause", "code", "signal", "message"} | None,
                         "interruptions": <workers of it that were preempted>,
-                      "endpoint": {"host", "port", "internal_ip", "url", "listening"} (once served)}}}
+                      "endpoint": {"host", "port", "internal_ip", "url", "listening"} (once served)}},
+     "schedules": {flow: {key: {"cron", "start", "last", "due"}}} (once a flow called schedule();
+                  the fold of its events is ``_schedule``'s)}
 
 A Work's status is the status of its newest call (highest index), so events of different Works,
 and a status arriving after a newer request, fold to the same state in any interleaving.
@@ -47,10 +50,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import _schedule as schedules
 from ._codec import _body_keys, to_event
 from ._dispatch import USER_STOP
 from ._events import (
     UNREADABLE,
+    ComponentAdded,
     Event,
     FlowStateChanged,
     RunCreated,
@@ -151,21 +156,21 @@ def new_attempt(state: State, work: str) -> int:
     return max(w.get("attempt", 0), w.get("fenced", 0)) + 1
 
 
+def _new_work() -> dict[str, Any]:
+    return {
+        "status": {"stage": WorkStageStatus.NOT_STARTED},
+        "last_index": 0,
+        "calls": {},
+        "attempt": 0,
+        "fenced": 0,
+        "worker": None,
+    }
+
+
 def _created(record: EventRecord) -> State:
     e = to_event(record)
     assert isinstance(e, RunCreated)
-    works = {
-        name: {
-            "status": {"stage": WorkStageStatus.NOT_STARTED},
-            "last_index": 0,
-            "calls": {},
-            "attempt": 0,
-            "fenced": 0,
-            "worker": None,
-        }
-        for name, c in e.components.items()
-        if c.get("kind") == "work"
-    }
+    works = {name: _new_work() for name, c in e.components.items() if c.get("kind") == "work"}
     return {
         "run": {
             "id": record.run_id,
@@ -180,6 +185,8 @@ def _created(record: EventRecord) -> State:
             "created_at": record.ts,
             "seq": record.seq,
             "stop_requested": False,
+            **({"argv": list(e.argv)} if e.argv else {}),
+            **({"env": dict(e.env)} if e.env else {}),
         },
         "components": e.components,
         "works": works,
@@ -386,6 +393,21 @@ def _worker_exited(state: State, record: EventRecord) -> State:
     return _with_work(state, name, w)
 
 
+def _added(state: State, record: EventRecord) -> State:
+    b = _fields(record, ComponentAdded)
+    name = b["name"]
+    if name in state["components"]:
+        return dict(state)  # recorded twice (a kernel that died before the first came back)
+    new = dict(state)
+    comp = {"kind": b["kind"], "vars": b.get("vars", {}), "spec": b.get("spec", {})}
+    if b.get("artifact"):
+        comp["artifact"] = b["artifact"]
+    new["components"] = {**state["components"], name: comp}
+    if b["kind"] == "work":
+        new["works"] = {**state["works"], name: _new_work()}
+    return new
+
+
 def _endpoint(state: State, record: EventRecord) -> State:
     b = _fields(record, WorkEndpoint)
     work = state["works"].get(b["work"])
@@ -397,6 +419,7 @@ def _endpoint(state: State, record: EventRecord) -> State:
 
 _HANDLERS: dict[str, Callable[[State, EventRecord], State]] = {
     WorkEndpoint.TYPE: _endpoint,
+    ComponentAdded.TYPE: _added,
     WorkerStarted.TYPE: _worker_started,
     WorkerExited.TYPE: _worker_exited,
     RunEnded.TYPE: _ended,
@@ -408,6 +431,15 @@ _HANDLERS: dict[str, Callable[[State, EventRecord], State]] = {
     WorkRunRequested.TYPE: _requested,
     WorkStatusChanged.TYPE: _status,
 }
+
+
+def _schedule_handler(
+    cls: type[Event], fold: Callable[[State, dict[str, Any]], State]
+) -> Callable[[State, EventRecord], State]:
+    return lambda state, record: fold(state, _fields(record, cls))
+
+
+_HANDLERS.update({cls.TYPE: _schedule_handler(cls, fold) for cls, fold in schedules.FOLDS.items()})
 
 
 def unfinished_calls(state: State, work: str) -> list[dict[str, Any]]:

@@ -11,6 +11,9 @@ no Work and publishes nothing: the Works' results come from the history, as Temp
 takes activities' results from the workflow's history. After a difference it goes on with the
 recorded events, so one change of the flow is one difference, not a cascade.
 
+A request to the flow's API (``flow.request_received``, ``_requests``) is replayed as an iteration
+is: its handler runs again on the state at it, and its state change and answer are compared.
+
 Iterations that emitted nothing are not recorded, and are not replayed: a flow whose private
 attributes (``self._n``, not state) count iterations may replay differently; its public state is
 hydrated from the history at every iteration, as it is live.
@@ -30,9 +33,19 @@ from typing import Any
 from . import _projection as projection
 from ._app import LightningApp
 from ._codec import to_event
-from ._events import Event, FlowStateChanged, RunCreated, RunEnded, WorkRunRequested, WorkStopRequested
+from ._events import (
+    ComponentAdded,
+    Event,
+    FlowRequestAnswered,
+    FlowStateChanged,
+    RunCreated,
+    RunEnded,
+    WorkRunRequested,
+    WorkStopRequested,
+)
 from ._iteration import FlowIteration
 from ._records import EventRecord
+from ._requests import answer, is_request
 from .errors import EventError, KernelError, NondeterminismError, ReplayError
 
 
@@ -149,7 +162,10 @@ class Replayer:
             result.events += 1
             recorded = outputs.get(r.seq)
             last = stop_at is not None and r.seq >= stop_at
-            if recorded is not None or (last and debug):
+            if is_request(r):
+                if recorded is not None:  # a request the loop answered: its handler runs again
+                    self._request(state, r, recorded, result)
+            elif recorded is not None or (last and debug):
                 self._iteration(state, r.seq, recorded or [], result, debug and last)
             if last:
                 break
@@ -178,6 +194,20 @@ class Replayer:
         result.iterations += 1
         replayed: list[Event] = [*outcome.events, *([outcome.end] if outcome.end is not None else [])]
         difference = compare(input_seq, recorded, replayed)
+        if difference is not None:
+            result.differences.append(difference)
+
+    def _request(
+        self, state: projection.State, record: EventRecord, recorded: list[EventRecord], result: ReplayResult
+    ) -> None:
+        """A request to the flow's API (``_requests``): its handler runs on the state at it, and what
+        it does is compared with what the run recorded for it."""
+        if not state or state["run"]["status"] != projection.RUN_ACTIVE:
+            return
+        got = answer(self.flow, state, record)
+        result.iterations += 1
+        replayed: list[Event] = [*got.events, *([got.end] if got.end is not None else [])]
+        difference = compare(record.seq, recorded, replayed)
         if difference is not None:
             result.differences.append(difference)
 
@@ -241,6 +271,11 @@ def describe(event: Event) -> str:
         return f"asked {event.work} to stop"
     if isinstance(event, FlowStateChanged):
         return "changed " + ", ".join(f"{c}.{k}" for c, attrs in event.changes.items() for k in attrs)
+    if isinstance(event, ComponentAdded):
+        return f"added {event.kind} {event.name}"
+    if isinstance(event, FlowRequestAnswered):
+        said = json.dumps(event.response, default=str)[:200]
+        return f"answered request {event.id} with {event.status} {said}"
     if isinstance(event, RunEnded):
         why = _last_line(event.message)
         return f"ended the run ({event.status}{': ' + why if why else ''})"
@@ -252,6 +287,8 @@ def _component(event: Event) -> str:
         return event.work
     if isinstance(event, FlowStateChanged) and event.changes:
         return next(iter(event.changes))
+    if isinstance(event, ComponentAdded):
+        return event.name
     return "root"
 
 
@@ -346,6 +383,16 @@ def _differs(rec: EventRecord, then: Event | None, now: Event) -> tuple[str, str
                 now.body(),
             )
         return None
+    if isinstance(then, ComponentAdded) and isinstance(now, ComponentAdded):
+        # Not the artifact: a pickle of the same component need not be the same bytes.
+        if (then.name, then.kind, _normal(then.spec)) != (now.name, now.kind, _normal(now.spec)):
+            return (
+                now.name,
+                f"root.run() added {now.kind} {now.name}; the run recorded that it added {then.kind} {then.name}",
+                {"name": then.name, "kind": then.kind, "spec": then.spec},
+                {"name": now.name, "kind": now.kind, "spec": now.spec},
+            )
+        return _attrs(now.name, _normal(then.vars), _normal(now.vars), f"added {now.name} with")
     if _normal(then.body()) != _normal(now.body()):
         return (
             _component(now),

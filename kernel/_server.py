@@ -41,6 +41,7 @@ import contextlib
 import os
 import secrets
 import signal
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -57,8 +58,21 @@ STOP_S = 15.0
 
 
 class Server:
-    def __init__(self, config: Config, host: str, port: int = 7501, max_body: int = DEFAULT_MAX_BODY) -> None:
-        self.kernel = Kernel(config)
+    def __init__(
+        self,
+        config: Config,
+        host: str,
+        port: int = 7501,
+        max_body: int = DEFAULT_MAX_BODY,
+        kernel: Kernel | None = None,
+    ) -> None:
+        from ._flow_http import Gateway
+
+        self.kernel = kernel if kernel is not None else Kernel(config)
+        """Its own, or (``run app``) the kernel of the command's run."""
+        self.default_run: str | None = None
+        """``run app``'s run: its flow's API at the routes themselves, its page at ``/view``."""
+        self.gateway = Gateway(self)
         self.host = host
         self.port = port
         self.max_body = max_body
@@ -88,6 +102,28 @@ class Server:
                 os.unlink(tmp)
             raise
 
+    @property
+    def address_path(self) -> str:
+        return os.path.join(self.kernel.config.data_dir, "server.json")
+
+    def write_address(self) -> None:
+        """``<data dir>/server.json``: where this server listens, for ``run command`` to find it."""
+        import json
+
+        fd, tmp = tempfile.mkstemp(prefix=".server.json-", dir=self.kernel.config.data_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"url": self.url(), "pid": os.getpid()}, f)
+            os.replace(tmp, self.address_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def remove_address(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.address_path)
+
     def url(self, path: str = "") -> str:
         """This server's URL, as a browser on this machine reaches it."""
         host = self.host.strip("[]")
@@ -107,6 +143,7 @@ class Server:
             f"    the token is in {self.token_path}; clients read it from there or LK_SERVER_TOKEN",
             flush=True,
         )
+        self.write_address()
 
     async def start(self) -> None:
         await self.kernel.start()
@@ -152,6 +189,8 @@ class Server:
             await self.kernel.release(driver.run_id)
 
     async def stop(self) -> None:
+        self.remove_address()
+        await self.gateway.close()
         for run_id, task in list(self.tasks.items()):
             driver = self.kernel.runs.get(run_id)
             task.cancel()
@@ -199,6 +238,151 @@ class Server:
         from ._api import make_app
 
         return make_app(self)
+
+
+RUN_APP_PORT = int(os.environ.get("LK_PORT", "7501"))
+"""Where ``run app`` serves its run (Lightning App's port); a free port when it is taken."""
+
+
+class RunServer:
+    """``run app``'s HTTP server, in the command's own loop: the kernel's API, the run's page at
+    ``/view`` and its flow's API at the routes themselves, on 127.0.0.1:7501 (or a free port).
+
+    It starts once the database is open (its routes read it), which is after the flow's first steps:
+    uvicorn and Starlette are imported on a thread meanwhile, so nothing of it comes before the first
+    ``root.run()``. Signals stay the command's: uvicorn's handlers are never installed."""
+
+    def __init__(self, kernel: Kernel, run_id: str, open_ui: bool = False, host: str = "127.0.0.1") -> None:
+        self.kernel = kernel
+        self.run_id = run_id
+        self.open_ui = open_ui
+        self.host = host
+        self.server: Server | None = None
+        self._uv: Any = None
+        self._exiting = asyncio.Event()
+        self.task = asyncio.ensure_future(self._serve())
+
+    async def _serve(self) -> None:
+        # Shielded: a stop while it waits must not cancel the kernel's own opening of the store.
+        await asyncio.shield(self.kernel.store_ready())
+        uvicorn = await asyncio.to_thread(_import_http)
+        sock = _bind(self.host, RUN_APP_PORT)
+        server = self.server = Server(
+            self.kernel.config, self.host, int(sock.getsockname()[1]), kernel=self.kernel
+        )
+        server.default_run = self.run_id
+        server.write_token()
+        announce = self._announce
+        exiting = self._exiting
+
+        class Quiet(uvicorn.Server):  # type: ignore[name-defined]  # the module, imported on a thread
+            def capture_signals(self) -> Any:
+                return contextlib.nullcontext()
+
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                if self.started:
+                    announce()
+
+            async def shutdown(self, sockets: Any = None) -> None:
+                # uvicorn's own sleeps 0.1 s whatever is open: a run that ended waits only for
+                # requests still in flight (GRACE_S at most).
+                wait = getattr(self, "_wait_tasks_to_complete", None)
+                if wait is None:
+                    await super().shutdown(sockets)
+                    return
+                for listening in self.servers:
+                    listening.close()
+                for sock in sockets or []:
+                    sock.close()
+                for connection in list(self.server_state.connections):
+                    connection.shutdown()
+                if self.server_state.connections or self.server_state.tasks:
+                    try:
+                        await asyncio.wait_for(wait(), GRACE_S)
+                    except asyncio.TimeoutError:
+                        for task in self.server_state.tasks:
+                            task.cancel()
+
+            async def main_loop(self) -> None:
+                # uvicorn looks at should_exit every 0.1 s: a stop goes on at once instead.
+                ticking = asyncio.ensure_future(super().main_loop())
+                stopped = asyncio.ensure_future(exiting.wait())
+                try:
+                    await asyncio.wait({ticking, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    ticking.cancel()
+                    stopped.cancel()
+
+        self._uv = Quiet(
+            uvicorn.Config(
+                server.app(),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=GRACE_S,
+            )
+        )
+        await self._uv.serve(sockets=[sock])
+
+    def _announce(self) -> None:
+        assert self.server is not None
+        self.server.write_address()
+        url = f"{self.server.url('/view')}?token={self.server.token}"
+        print(f"View it in your browser: {url}", file=sys.stderr, flush=True)
+        if self.open_ui and _has_display():
+            import webbrowser
+
+            with contextlib.suppress(Exception):
+                webbrowser.open(url)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.stopping.set()
+            self.server.remove_address()
+        if self._uv is not None and not self.task.done():
+            self._uv.should_exit = True
+            self._exiting.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self.task), GRACE_S + 2)
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
+        if self.server is not None:
+            await self.server.gateway.close()
+
+
+def serve_run(kernel: Kernel, run_id: str, open_ui: bool = False) -> RunServer:
+    return RunServer(kernel, run_id, open_ui)
+
+
+def _import_http() -> Any:
+    import uvicorn
+
+    from . import _api  # noqa: F401  # Starlette with it
+
+    return uvicorn
+
+
+def _bind(host: str, port: int) -> Any:
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.bind((host, 0))  # taken (another run app, a serve): any free port
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _has_display() -> bool:
+    return sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
 
 
 def serve(config: Config, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> int:

@@ -143,6 +143,18 @@ def _summary(rec: Any) -> str:
         return f"{b['work']} worker {b['attempt']} {how} ({b['executor']}{', ' + ref if ref else ''})"
     if t == "work.worker_exited":
         return f"{b['work']} worker {b['attempt']} {b['cause']}: {b.get('message', '')}"
+    if t == "component.added":
+        cls = (b.get("spec") or {}).get("class", "")
+        return f"{b['name']} ({b['kind']}{' ' + cls.rsplit('.', 1)[-1] if cls else ''}) " + " ".join(
+            f"{k}={_j(v)}" for k, v in (b.get("vars") or {}).items()
+        )
+    if t == "work.endpoint":
+        return f"{b['work']} {'serves at' if b.get('listening') else 'may serve at'} {b['url']}"
+    if t == "flow.schedule_registered":
+        start = f" from {_ts(b['start'])}" if b.get("start") is not None else ""
+        return f"{b['flow']} {b['key']} cron {b['cron']!r}{start}"
+    if t in ("flow.schedule_started", "flow.schedule_ticked", "flow.schedule_consumed"):
+        return f"{b['flow']} {b['key']} at {_ts(b['at'])}"
     if t == "run.forked":
         return f"forked from {b['origin']} at seq {b['at']}" + (
             f" with {b['app_file']}" if b.get("app_file") else ""

@@ -34,8 +34,17 @@ def user_run(work: LightningWork) -> Callable[..., Any]:
     return functools.partial(getattr(fn, "__lk_user_run__", fn), work)
 
 
-def encode_args(work: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    """Arguments as JSON values (Paths and Payloads by their JSON form); an error names the argument."""
+PICKLED = "__pickled__"
+"""The ``type`` of the JSON form of a ``run()`` argument that is not JSON: pickled into the store."""
+
+
+def encode_args(
+    work: str, args: tuple[Any, ...], kwargs: dict[str, Any], blobs: dict[str, bytes] | None = None
+) -> tuple[list[Any], dict[str, Any]]:
+    """Arguments as JSON values: Paths and Payloads by their JSON form, JSON values as they are, and
+    anything else (bytes, objects) pickled, as Lightning App does, by its content's ref: the pickle
+    goes into ``blobs`` for the artifact store, and equal values make the same call (``cache_calls``).
+    An argument that cannot be pickled is an error that names it."""
 
     def enc(where: str, value: Any) -> Any:
         to_dict = getattr(value, "to_dict", None)
@@ -44,12 +53,39 @@ def encode_args(work: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tup
         try:
             return json.loads(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError):
-            raise WorkRunError(
-                f"{work}.run(): argument {where} of type {type(value).__name__} is not JSON-serialisable; "
-                "pass JSON values, Paths, or a Payload"
-            ) from None
+            return _pickled(work, where, value, blobs)
 
     return [enc(f"#{i}", a) for i, a in enumerate(args)], {k: enc(repr(k), v) for k, v in kwargs.items()}
+
+
+def _pickled(work: str, where: str, value: Any, blobs: dict[str, bytes] | None) -> dict[str, Any]:
+    import cloudpickle
+
+    try:
+        data = bytes(cloudpickle.dumps(value))
+    except Exception as exc:
+        raise WorkRunError(
+            f"{work}.run(): argument {where} of type {type(value).__name__} is neither JSON nor picklable "
+            f"({type(exc).__name__}: {exc}); pass JSON values, Paths, a Payload, or a picklable object"
+        ) from None
+    ref = hashlib.sha256(data).hexdigest()
+    if blobs is not None:
+        blobs[ref] = data
+    return {"type": PICKLED, "ref": ref, "size": len(data), "class": type(value).__qualname__}
+
+
+def is_pickled(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") == PICKLED and isinstance(value.get("ref"), str)
+
+
+def unpickle_arg(value: Any, get_bytes: Callable[[str], bytes]) -> Any:
+    """The object behind a pickled argument's JSON form (read from the kernel's own artifact store,
+    whose refs are checked against their content); other values unchanged."""
+    if not is_pickled(value):
+        return value
+    import cloudpickle
+
+    return cloudpickle.loads(get_bytes(value["ref"]))
 
 
 def revive(value: Any) -> Any:
@@ -74,10 +110,16 @@ def call_hash(args: list[Any], kwargs: dict[str, Any]) -> str:
 
 
 def check_returned(work: str, value: Any) -> None:
+    """A value ``run()`` returned is dropped, as Lightning App drops it (the flow's ``work.run()``
+    returns None); the Work's log says so, once per call, since it is seldom what was meant."""
     if value is not None:
-        raise WorkRunError(
-            f"{work}.run() returned a {type(value).__name__}; a Work's run() returns None. Store results "
-            "in public attributes, or hand objects to other Works with lightning_kernel.Payload"
+        import sys
+
+        print(
+            f"lightning-kernel: {work}.run() returned a {type(value).__name__}, which is dropped (the "
+            "flow's work.run() returns None): store results in public attributes, or hand objects to "
+            "other Works with lightning_kernel.Payload",
+            file=sys.stderr,
         )
 
 
@@ -245,6 +287,7 @@ class LightningWork(Component):
             "raise_exception": self._raise_exception,
             "start_with_flow": self._start_with_flow,
             "cloud_compute": self._cloud_compute.to_dict(),
+            **({"display_name": self._lk_display} if self._lk_display else {}),
         }
 
     # -- status -------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from ._runtime_io import BusThread
 from ._status import WorkStageStatus
 from ._tee import LineTee
 from ._version import __version__
-from ._work import LightningWork, check_returned, user_run
+from ._work import LightningWork, check_returned, unpickle_arg, user_run
 from .errors import EventError, KernelFault
 
 KERNEL_LOST = "kernel lost"
@@ -117,10 +117,11 @@ class Worker:
         if self.spec.code:
             # The app's own files, so the pickled app's classes (and modules beside it) import by name.
             root = unpack(self.store.get_bytes(self.spec.code), self.spec.code)
-            import_app(root, self.spec.module, self.spec.entry)
+            import_app(root, self.spec.module, self.spec.entry, self.spec.argv)
         blob = self.store.get_bytes(self.spec.app)
-        app = cloudpickle.loads(blob)
-        work = app.components[self.spec.work]
+        obj = cloudpickle.loads(blob)
+        # The app, or a Work the flow added while it ran (pickled alone).
+        work = obj if isinstance(obj, LightningWork) else obj.components[self.spec.work]
         assert isinstance(work, LightningWork), f"{self.spec.work} is not a LightningWork"
         return work
 
@@ -332,6 +333,7 @@ class Worker:
             return self._execute_in_context(work, cmd, ctx)
 
     def _execute_in_context(self, work: LightningWork, cmd: WorkRunRequested, ctx: Any) -> bool:
+        from lightning_kernel.storage._mount import prepare_mounts  # type: ignore[import-not-found,unused-ignore]
         from lightning_kernel.storage._persist import (
             find_paths,
             persist_paths,
@@ -371,12 +373,15 @@ class Worker:
         object.__setattr__(work, "_lk_in_run", True)
         own = [p for p in find_paths(list(vars(work).values())) if p._origin in (None, name)]
         try:
-            args = [work._lk_revive("", a) for a in cmd.args]
-            kwargs = {k: work._lk_revive(k, v) for k, v in cmd.kwargs.items()}
+            get = self.store.get_bytes
+            args = [work._lk_revive("", unpickle_arg(a, get)) for a in cmd.args]
+            kwargs = {k: work._lk_revive(k, unpickle_arg(v, get)) for k, v in cmd.kwargs.items()}
             if self._first_call:
                 # A Work launched again (a resume, a new process) gets its own persisted Paths back.
                 self._first_call = False
                 restore_paths(own)
+            # A Work's Mounts are in place first (a cloud one needs the cloud executor).
+            prepare_mounts(work.cloud_compute.mounts, name, self.spec.executor or "local")
             # Paths of other Works, in the arguments or the attributes, arrive before run() starts.
             transfer_inputs(find_paths(args, kwargs, list(vars(work).values())))
             self._in_user_code = True  # first: a signal from now on interrupts, one before is seen here

@@ -9,15 +9,19 @@ what to do. The tree::
     │   ├── ParameterError          an option or query parameter out of range (names it)
     │   └── NotAuthorized           a server that wants its token, or refused the one sent
     ├── AppLoadError                an app file that is missing or defines no LightningApp
+    ├── MissingExtra                an optional package a feature needs (streamlit, panel) is absent
     ├── StateError                  a component attribute that cannot be part of the state
-    ├── WorkRunError                a Work's run() broke the contract (returned a value, bad args)
+    ├── WorkRunError                a Work's run() was called wrongly (arguments that cannot travel)
+    │   └── ScriptError             a script run by a component (PopenPythonScript...) exited non-zero
+    ├── ScheduleError               a cron pattern or start time that flow.schedule() cannot use
     ├── RunNotFound                 an unknown run id
     ├── ComponentNotFound           a component name a run does not have
     ├── EventError                  an event that cannot be decoded, or an unknown type/version
     │   └── PayloadTooLarge         state or arguments bigger than NATS carries in one message
     ├── StoreError                  the SQL store refused an operation
     ├── ArtifactError               the artifact store refused an operation
-    │   └── PathEscapeError         a lit:// path that would leave its Work's root
+    │   ├── PathEscapeError         a lit:// path that would leave its Work's root
+    │   └── MountError              a Mount the Work's executor cannot provide
     ├── ExecutorError               an executor plugin that failed to load or to start a worker
     ├── LeaseHeld                   a run or a database that another kernel holds
     ├── LeaseLost                   a lease this kernel held and lost
@@ -74,6 +78,16 @@ class AppLoadError(KernelError):
     """An app file that is missing, fails to import, or defines no ``LightningApp``."""
 
 
+class MissingExtra(KernelError, ImportError):
+    """``what`` needs the package ``package``, which is not installed: ``pip install <install>``."""
+
+    def __init__(self, what: str, package: str, install: str) -> None:
+        self.what = what
+        self.package = package
+        self.install = install
+        super().__init__(f"{what} needs {package}, which is not installed: pip install '{install}'")
+
+
 class StateError(KernelError):
     """A component attribute that cannot be part of the JSON state."""
 
@@ -85,7 +99,32 @@ class StateError(KernelError):
 
 
 class WorkRunError(KernelError):
-    """A Work's ``run()`` broke the contract: it returned a value, or was called wrongly."""
+    """A Work's ``run()`` was called wrongly: an argument that is neither JSON nor picklable."""
+
+
+class ScheduleError(KernelError):
+    """A ``flow.schedule()`` call whose cron pattern (or ``start_time``) cannot be used."""
+
+    def __init__(self, flow: str, pattern: str, reason: str) -> None:
+        self.flow = flow
+        self.pattern = pattern
+        self.reason = reason
+        where = f"{flow}.schedule" if flow else "schedule"
+        super().__init__(
+            f"{where}({pattern!r}): {reason.rstrip('.')}; use a cron expression ('*/5 * * * *', see "
+            "https://crontab.guru) or one of midnight, hourly, daily, weekly, monthly, yearly, annually"
+        )
+
+
+class ScriptError(WorkRunError):
+    """A script that a component ran (``PopenPythonScript``, ``TracerPythonScript``) exited with
+    ``exit_code``; the Work's call fails with it."""
+
+    def __init__(self, work: str, script: str, exit_code: int) -> None:
+        self.work = work
+        self.script = script
+        self.exit_code = exit_code
+        super().__init__(f"{work}: script {script} exited with code {exit_code}")
 
 
 class RunNotFound(KernelError):
@@ -141,6 +180,17 @@ class ArtifactError(KernelError):
 
 class PathEscapeError(ArtifactError):
     """A ``lit://`` path that would leave its Work's root."""
+
+
+class MountError(ArtifactError):
+    """A ``Mount`` of Work ``work`` that cannot be provided where it runs (an ``s3://`` mount under the
+    local executor, a mount path already taken)."""
+
+    def __init__(self, work: str, source: str, mount_path: str, reason: str) -> None:
+        self.work = work
+        self.source = source
+        self.mount_path = mount_path
+        super().__init__(f"{work}: cannot mount {source} at {mount_path}: {reason}")
 
 
 class ExecutorError(KernelError):

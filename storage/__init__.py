@@ -7,7 +7,8 @@ runtime sets a ``StorageContext`` while a Work runs, so user code never names st
 from ._artifacts import ArtifactStore
 from ._context import StorageContext
 from ._drive import Drive
+from ._mount import Mount
 from ._path import Path
 from ._payload import Payload
 
-__all__ = ["ArtifactStore", "Drive", "Path", "Payload", "StorageContext"]
+__all__ = ["ArtifactStore", "Drive", "Mount", "Path", "Payload", "StorageContext"]

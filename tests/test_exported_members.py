@@ -52,3 +52,99 @@ def test_importing_the_sdk_stays_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_components_and_lightning_app_module_paths():
+    import lightning_kernel.components
+    import lightning_kernel.components.python
+    import lightning_kernel.components.serve
+    import lightning_kernel.core
+    import lightning_kernel.storage
+    import lightning_kernel.testing
+    import lightning_kernel.utilities.app_helpers
+    import lightning_kernel.utilities.enum
+    import lightning_kernel.utilities.tracer
+
+    assert lightning_kernel.components.__all__ == [
+        "PopenPythonScript",
+        "ServeGradio",
+        "ServeStreamlit",
+        "TracerPythonScript",
+    ]
+    assert lightning_kernel.components.python.__all__ == ["PopenPythonScript", "TracerPythonScript"]
+    assert lightning_kernel.components.serve.__all__ == ["ServeGradio", "ServeStreamlit"]
+    assert lightning_kernel.core.__all__ == ["LightningApp", "LightningFlow", "LightningWork"]
+    assert lightning_kernel.storage.__all__ == [
+        "ArtifactStore",
+        "Drive",
+        "Mount",
+        "Path",
+        "Payload",
+        "StorageContext",
+    ]
+    assert lightning_kernel.testing.__all__ == [
+        "EmptyFlow",
+        "EmptyWork",
+        "EventStoreContract",
+        "ExecutorContract",
+    ]
+    assert lightning_kernel.utilities.app_helpers.__all__ == ["pretty_state"]
+    assert lightning_kernel.utilities.enum.__all__ == [
+        "AppStage",
+        "WorkFailureReasons",
+        "WorkPendingReason",
+        "WorkStageStatus",
+        "make_status",
+    ]
+    assert lightning_kernel.utilities.tracer.__all__ == ["Tracer", "get_default_args"]
+    paths = {
+        "lightning_kernel.components.python.tracer": ["Tracer", "TracerPythonScript"],
+        "lightning_kernel.components.python.popen": ["PopenPythonScript"],
+        "lightning_kernel.components.serve.gradio_server": ["ServeGradio"],
+        "lightning_kernel.components.serve.streamlit": ["ServeStreamlit"],
+        "lightning_kernel.core.app": ["LightningApp"],
+        "lightning_kernel.core.flow": ["LightningFlow"],
+        "lightning_kernel.core.work": ["LightningWork"],
+        "lightning_kernel.storage.path": ["Path"],
+        "lightning_kernel.storage.drive": ["Drive"],
+        "lightning_kernel.storage.payload": ["Payload"],
+        "lightning_kernel.storage.mount": ["Mount"],
+        "lightning_kernel.testing.helpers": ["EmptyFlow", "EmptyWork"],
+        "lightning_kernel.utilities.packaging.cloud_compute": ["CloudCompute"],
+        "lightning_kernel.utilities.commands": ["ClientCommand"],
+        "lightning_kernel.utilities.commands.base": ["ClientCommand"],
+        "lightning_kernel.structures": ["Dict", "List"],
+    }
+    import importlib
+
+    assert {m: importlib.import_module(m).__all__ for m in paths} == paths
+
+
+def test_components_import_no_optional_server_library():
+    code = "import sys, lightning_kernel.components; print(' '.join(m for m in ('gradio', 'streamlit', 'pytest') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
+
+
+def test_flow_api_commands_and_frontend_surface():
+    import importlib
+
+    paths = {
+        "lightning_kernel.api": ["Delete", "Get", "HttpMethod", "Post", "Put"],
+        "lightning_kernel.commands": ["ClientCommand"],
+        "lightning_kernel.frontend": ["Frontend", "PanelFrontend", "StaticWebFrontend", "StreamlitFrontend"],
+        "lightning_kernel.frontend.frontend": ["Frontend"],
+        "lightning_kernel.frontend.web": ["StaticWebFrontend"],
+        "lightning_kernel.frontend.stream_lit": ["StreamlitFrontend"],
+        "lightning_kernel.frontend.panel": ["PanelFrontend"],
+    }
+    assert {m: importlib.import_module(m).__all__ for m in paths} == paths
+    code = (
+        "import sys, lightning_kernel.api, lightning_kernel.commands, lightning_kernel.frontend; "
+        "print(' '.join(m for m in ('starlette', 'uvicorn', 'pydantic', 'streamlit', 'panel', 'nats') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

@@ -61,13 +61,27 @@ def test_in_process_status_and_cache():
     assert w.has_succeeded and w.status.timestamp is not None
 
 
-def test_run_returning_a_value_points_to_payload():
+def test_a_value_run_returns_is_dropped_as_in_lightning_app_and_the_log_points_to_payload(capsys):
     class Returns(LightningWork):
         def run(self) -> int:  # type: ignore[override]
             return 3
 
-    with pytest.raises(WorkRunError, match="Payload"):
-        Returns().run()
+    work = Returns()
+    assert work.run() is None
+    assert work.has_succeeded
+    err = capsys.readouterr().err
+    assert "returned a int, which is dropped" in err and "lightning_kernel.Payload" in err
+
+
+def test_an_argument_that_is_neither_json_nor_picklable_is_named():
+    import threading
+
+    class Takes(LightningWork):
+        def run(self, x: object) -> None:  # type: ignore[override]
+            pass
+
+    with pytest.raises(WorkRunError, match=r"argument #0 of type lock is neither JSON nor picklable"):
+        Takes().run(threading.Lock())
 
 
 def test_non_json_attribute_names_component_and_attribute():

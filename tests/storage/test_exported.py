@@ -8,7 +8,7 @@ import lightning_kernel.storage as storage
 
 
 def test_exported_names() -> None:
-    assert storage.__all__ == ["ArtifactStore", "Drive", "Path", "Payload", "StorageContext"]
+    assert storage.__all__ == ["ArtifactStore", "Drive", "Mount", "Path", "Payload", "StorageContext"]
     assert all(
         getattr(storage, name).__module__.startswith("lightning_kernel.storage._") for name in storage.__all__
     )

@@ -1,0 +1,8 @@
+"""A flow's UI, as Lightning App's ``lightning.app.frontend``: what ``configure_layout()`` returns."""
+
+from .frontend import Frontend
+from .panel import PanelFrontend
+from .stream_lit import StreamlitFrontend
+from .web import StaticWebFrontend
+
+__all__ = ["Frontend", "PanelFrontend", "StaticWebFrontend", "StreamlitFrontend"]

@@ -1,0 +1,5 @@
+"""Lightning App's ``lightning.app.utilities.commands.base``: ``ClientCommand``."""
+
+from lightning_kernel._commands import ClientCommand
+
+__all__ = ["ClientCommand"]
