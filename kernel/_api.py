@@ -40,7 +40,7 @@ def make_app(server: Server) -> Any:
     from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
-    from starlette.routing import Match, Route
+    from starlette.routing import Route
 
     from ._flow_http import NotHosted
     from ._flow_http import routes as flow_routes
@@ -249,12 +249,6 @@ def make_app(server: Server) -> Any:
             return error(400, str(exc), **kind)
         raise exc
 
-    def open_write(scope: Any) -> bool:
-        """A write that needs no token on loopback: a flow's own route (never one of the kernel's)."""
-        if any(r.matches(scope)[0] != Match.NONE for r in own):
-            return False
-        return bool(server.gateway.flow_route(scope["path"], scope["method"]))
-
     guard = Middleware(
         Guard,
         token=server.token,
@@ -262,7 +256,6 @@ def make_app(server: Server) -> Any:
         port=lambda: server.port,
         max_body=server.max_body,
         stopping=server.stopping,
-        open_write=open_write,
     )
     own = [
         Route("/api/runs", list_runs, methods=["GET"]),

@@ -17,10 +17,11 @@ The checks, in this order, all on the request's head, before a byte of its body 
    loopback. It comes as ``Authorization: Bearer``, as ``?token=`` (the URL ``serve`` prints), or as
    the cookie that ``GET /view?token=`` sets (HttpOnly, SameSite=Strict, named after the port so
    that two servers on one host keep theirs apart): 401. A cookie of an earlier serve (the token
-   changes at each start) counts as no token, so loopback reads still work with it. One exception:
-   a flow's own API routes and commands (``configure_api``, ``_flow_http``) take writes without the
-   token while the server listens on loopback only, as Lightning App's API did (its clients send
-   none); checks 1, 2 and 4 still keep web pages out, and beyond loopback they need the token too.
+   changes at each start) counts as no token, so loopback reads still work with it. A flow's own
+   API routes and commands (``configure_api``, ``_flow_http``) are writes like any other: Lightning
+   App's took requests from anyone who could reach the port, but a handler runs the flow's code on
+   what the request says, and every local user (and every web page, through the browser) reaches
+   127.0.0.1. Clients pass the token from ``server.token`` (``run command`` does).
 4. A write with a form's content type (``text/plain``, ``application/x-www-form-urlencoded``,
    ``multipart/form-data``) is refused with 415: a web page can send those without asking, so no
    such request ever acts, whatever else it carries.
@@ -119,11 +120,8 @@ class Guard:
         port: Callable[[], int],
         max_body: int = DEFAULT_MAX_BODY,
         stopping: asyncio.Event | None = None,
-        open_write: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
-        self.open_write = open_write
-        """Says which writes need no token on loopback: a flow's own API routes (``_flow_http``)."""
         self.stopping = stopping or asyncio.Event()
         self.token = token
         self.host = host.strip("[]").lower()
@@ -202,14 +200,7 @@ class Guard:
                 ),
                 [(b"www-authenticate", b'Bearer realm="lightning-kernel"')],
             )
-        if presented is None and self.reads_need_token:
-            needed = True
-        elif presented is None and write:
-            # A flow's own routes take writes without the token on loopback, as Lightning App's did.
-            needed = self.open_write is None or not self.open_write(scope)
-        else:
-            needed = False
-        if needed:
+        if presented is None and (write or self.reads_need_token):
             why = "every request" if self.reads_need_token else "a request that changes anything"
             return (
                 401,

@@ -146,8 +146,11 @@ def shop(lk):
 
 def test_api_requests_change_the_flow_state_as_events_and_replay_clean(lk, shop):
     url, token = shop.url()
-    with httpx.Client(base_url=url, timeout=30) as http:
-        # No token on loopback: a Lightning App's clients send none. Query and JSON body both work.
+    # A handler runs the flow's code on what a request says: a write, which needs the token even on
+    # loopback (every local user reaches 127.0.0.1); reads do not.
+    assert httpx.post(f"{url}/api/v1/arrive", params={"name": "mallory"}).status_code == 401
+    with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        # Query and JSON body both work.
         assert http.post("/api/v1/arrive", params={"name": "ann"}).json() == {"customers": 1}
         assert http.post("/api/v1/arrive", json={"name": "bob"}).json() == {"customers": 2}
         assert http.post("/api/v1/deliver", json={"name": "pen", "qty": 3}).json() == {
@@ -162,9 +165,7 @@ def test_api_requests_change_the_flow_state_as_events_and_replay_clean(lk, shop)
         assert bad.status_code == 422 and "qty" in bad.json()["error"]
         missing = http.post("/api/v1/arrive")
         assert missing.status_code == 422 and "name" in missing.json()["error"]
-        # Only the routes the flow declares take writes without the token.
-        assert http.post("/api/v1/nowhere").status_code == 401
-        assert http.post("/api/v1/nowhere", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+        assert http.post("/api/v1/nowhere").status_code == 404
         assert http.get("/api/v1/arrive").status_code == 405
 
         # The run went on after the handler raised; the prefixed path reaches the same flow.
@@ -229,7 +230,11 @@ def test_flow_routes_keep_the_guard(lk, shop):
         assert http.post(arrive, headers={"Origin": "http://evil.example"}).status_code == 403
         assert http.post(arrive, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
         assert http.post(arrive, headers={"Host": "evil.example"}).status_code == 403  # DNS rebinding
-        assert http.post(arrive, content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+        auth = {"Authorization": f"Bearer {token}"}
+        form = {**auth, "Content-Type": "text/plain"}
+        assert http.post(arrive, content=b"x", headers=form).status_code == 415
+        assert http.post(arrive, headers={**auth, "Origin": "http://evil.example"}).status_code == 403
+        assert http.post(arrive).status_code == 401
         # A route of the kernel's own stays the kernel's, with its token, whatever the flow declares.
         assert http.post("/api/code", params={"name": "eve"}).status_code == 401
         assert http.post(f"/api/runs/{lk.json_lines('runs')[0]['id']}/stop").status_code == 401
