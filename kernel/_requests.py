@@ -22,6 +22,7 @@ arguments that do not fit the handler; 500 with ``"<Error>: <message>"`` when th
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 import traceback
 import weakref
@@ -73,6 +74,8 @@ class Routes:
                         f"objects, got {spec!r}"
                     )
                 self.by_key[(spec.http, spec.route)] = Route(spec.http, spec.route, spec.method, spec.timeout)
+        # What Lightning App's AppState (``utilities.state``) writes: a flow's attributes, from a UI.
+        self.by_key[("POST", STATE_ROUTE)] = Route("POST", STATE_ROUTE, functools.partial(set_state, app))
         self.commands = commands_of(flows)
         for name, target in self.commands.items():
             route = command_route(name)
@@ -86,6 +89,30 @@ class Routes:
 
     def __bool__(self) -> bool:
         return bool(self.by_key)
+
+
+STATE_ROUTE = "/__lk__/state"
+"""The flow route that sets a flow's public attributes (``AppState``'s writes), as an event like any
+request: the change is the handler's, recorded, replayed."""
+
+
+def set_state(app: LightningApp, component: str, changes: dict) -> dict[str, Any]:
+    """Set public attributes of the flow ``component`` (``root``, ``root.child``); each must exist."""
+    comp = app.components.get(component)
+    if not isinstance(comp, LightningFlow):
+        flows = ", ".join(n for n, c in app.components.items() if isinstance(c, LightningFlow))
+        raise BadArguments(
+            f"{component!r} is no flow of this app (its flows: {flows}); only flows' state is set"
+        )
+    known = comp._lk_vars()
+    for name in changes:
+        if name.startswith("_") or name not in known:
+            raise BadArguments(
+                f"{component} has no public attribute {name!r} (it has: {', '.join(sorted(known))})"
+            )
+    for name, value in changes.items():
+        setattr(comp, name, value)
+    return {"component": component, "changed": sorted(changes)}
 
 
 _ROUTES: weakref.WeakKeyDictionary[LightningApp, Routes] = weakref.WeakKeyDictionary()
@@ -154,6 +181,8 @@ def answer(flow: FlowIteration, state: dict[str, Any], record: EventRecord) -> A
     except AppFail as fail:
         end = RunEnded(status="failed", message=fail.message)
         status, response = 500, fail.message
+    except BadArguments as exc:  # the request asked for what cannot be: the client's mistake
+        status, response = 422, str(exc)
     except Exception as exc:
         status, response = 500, f"{type(exc).__name__}: {exc}"
         print(

@@ -67,12 +67,21 @@ def test_components_and_lightning_app_module_paths():
 
     assert lightning_kernel.components.__all__ == [
         "PopenPythonScript",
+        "PythonServer",
         "ServeGradio",
         "ServeStreamlit",
         "TracerPythonScript",
     ]
     assert lightning_kernel.components.python.__all__ == ["PopenPythonScript", "TracerPythonScript"]
-    assert lightning_kernel.components.serve.__all__ == ["ServeGradio", "ServeStreamlit"]
+    assert lightning_kernel.components.serve.__all__ == [
+        "Category",
+        "Image",
+        "Number",
+        "PythonServer",
+        "ServeGradio",
+        "ServeStreamlit",
+        "Text",
+    ]
     assert lightning_kernel.core.__all__ == ["LightningApp", "LightningFlow", "LightningWork"]
     assert lightning_kernel.storage.__all__ == [
         "ArtifactStore",

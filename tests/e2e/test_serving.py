@@ -91,3 +91,51 @@ def test_a_work_serving_http_is_reached_at_its_url_by_another_work_and_a_client(
     endpoints = [e["body"] for e in lk.json_lines("history", "latest") if e["type"] == "work.endpoint"]
     assert {e["work"] for e in endpoints} == {"root.server", "root.client"}
     assert any(e["listening"] and e["work"] == "root.server" for e in endpoints)
+
+
+PYTHON_SERVER = """
+from pydantic import BaseModel
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+from lightning_kernel.components.serve import PythonServer, Text
+
+class Doubler(PythonServer):
+    def setup(self):
+        self._factor = 2
+    def predict(self, request):
+        return {"text": request.text * self._factor}
+
+class Client(LightningWork):
+    def __init__(self):
+        super().__init__()
+        self.answers = []
+    def run(self, url):
+        import json, urllib.request, urllib.error
+        def post(body):
+            req = urllib.request.Request(url + "/predict", data=json.dumps(body).encode(), method="POST")
+            req.add_header("Content-Type", "application/json")
+            try:
+                return urllib.request.urlopen(req, timeout=10).read().decode()
+            except urllib.error.HTTPError as exc:
+                return f"HTTP {exc.code}"
+        self.answers = [post({"text": "ab"}), post({"text": 3})]
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.server = Doubler(input_type=Text, output_type=Text)
+        self.client = Client()
+    def run(self):
+        self.server.run()
+        if self.server.ready:
+            self.client.run(self.server.url)
+        if self.client.has_succeeded:
+            self.stop(" | ".join(self.client.answers))
+
+app = LightningApp(Root())
+"""
+
+
+def test_a_python_server_answers_predict_with_typed_requests(lk):
+    proc = lk("run", "app", lk.app(PYTHON_SERVER), check=True)
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == '{"text":"abab"} | HTTP 422', last
