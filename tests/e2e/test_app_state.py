@@ -66,7 +66,9 @@ def test_a_ui_reads_the_state_and_sets_a_flow_attribute_through_app_state(lk, mo
         assert state._link.url == url
         assert state.printed == 0 and state.panel.message == "Hello World!"
         assert state.counter.count == 3 and state.works["counter"].vars == {"count": 3}
-        assert headers_for({}) == {"Authorization": f"Bearer {(lk.dir / 'data' / 'server.token').read_text()}"}
+        assert headers_for({}) == {
+            "Authorization": f"Bearer {(lk.dir / 'data' / 'server.token').read_text()}"
+        }
 
         with pytest.raises(KernelError, match="no public attribute 'nope'"):
             state.panel.nope = 1
@@ -77,7 +79,7 @@ def test_a_ui_reads_the_state_and_sets_a_flow_attribute_through_app_state(lk, mo
         state.panel.message = "Bye"
         state.panel.should_print = True
         assert proc.stdout.readline().strip() == "2: Bye"
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
