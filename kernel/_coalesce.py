@@ -9,7 +9,9 @@ burst of Python code are one delta, and the flow runs once for it.
 
 The switch interval can still fall between two assignments of a burst. Before it publishes, the
 publisher therefore lingers until the Work's last change is ``QUIET_S`` old, or at most ``LINGER_S``
-after the first: a Work that sets one attribute and then sleeps pays ``QUIET_S`` of latency (0.2 ms
+after the first. And a change that comes ``GAP_S`` after the previous one closes the pending delta
+itself, on the Work's thread: on a loaded machine the publisher's thread may not run for longer than a
+Work's pause, and two changes with a pause between them must stay two. So: a Work that sets one attribute and then sleeps pays ``QUIET_S`` of latency (0.2 ms
 against a 1.6-2.0 ms change-to-flow lag), and one that changes attributes every 20 ms has every
 value seen. A Work that changes attributes in a tight loop for longer than ``LINGER_S`` has its
 changes published every ``LINGER_S``, each delta whole.
@@ -30,9 +32,13 @@ from ._codec import check_size
 from .errors import KernelError
 
 QUIET_S = 0.0002
-"""Seconds without a change after which a pending delta goes."""
+"""Seconds without a change after which the publisher sends a pending delta."""
 LINGER_S = 0.005
 """The longest a delta waits for its burst to end (the interpreter's default switch interval)."""
+GAP_S = 0.002
+"""A change this long after the previous one starts a delta of its own, whenever the publisher runs:
+changes made with a pause between them are never merged (the publisher's thread may be starved on a
+loaded machine, and a flow must still see a value changed every 20 ms at every value)."""
 
 
 class Coalescer:
@@ -71,6 +77,10 @@ class Coalescer:
                 self._take_and_emit()
                 merged = dict(changes)
             now = time.perf_counter()
+            if self._pending and now - self._last > GAP_S:
+                # A pause since the last change: that burst is over, whether or not the publisher ran.
+                self._take_and_emit()
+                merged = dict(changes)
             if not self._pending:
                 self._first = now
             self._pending = merged
