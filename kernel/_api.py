@@ -44,6 +44,7 @@ def make_app(server: Server) -> Any:
 
     from ._flow_http import NotHosted
     from ._flow_http import routes as flow_routes
+    from ._ui import routes as ui_routes
 
     kernel = server.kernel
 
@@ -75,6 +76,19 @@ def make_app(server: Server) -> Any:
         # Stored first: nothing is unpickled unless it came from the kernel's own artifact store.
         ref = await asyncio.to_thread(kernel.artifacts.put_bytes, bytes(body))
         del body
+        try:
+            argv = json.loads(request.headers.get("x-lk-argv") or "[]")
+            env = json.loads(request.headers.get("x-lk-env") or "{}")
+        except ValueError:
+            return error(
+                400, "X-LK-Argv must be a JSON list of strings and X-LK-Env a JSON object of strings"
+            )
+        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)) or not (
+            isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        ):
+            return error(
+                400, "X-LK-Argv must be a JSON list of strings and X-LK-Env a JSON object of strings"
+            )
         code = None
         if request.headers.get("x-lk-code"):
             code = Code(
@@ -86,7 +100,7 @@ def make_app(server: Server) -> Any:
                 return error(400, "X-LK-Module must be a module name and X-LK-Entry the app file's path")
             try:
                 # The app's classes are pickled by name: its module comes from its code artifact.
-                await asyncio.to_thread(kernel.load_code, code)
+                await asyncio.to_thread(kernel.load_code, code, argv)
             except Exception as exc:
                 return error(400, f"the app's code {code.ref} cannot be loaded: {type(exc).__name__}: {exc}")
         try:
@@ -98,7 +112,8 @@ def make_app(server: Server) -> Any:
         if not isinstance(app, LightningApp):
             return error(400, f"the body unpickles to a {type(app).__name__}, not a LightningApp")
         app_file = request.headers.get("x-lk-app-file", "app.py")
-        driver = await kernel.create_run(app, app_file, request.headers.get("x-lk-name") or None, code)
+        name = request.headers.get("x-lk-name") or None
+        driver = await kernel.create_run(app, app_file, name, code, argv=argv, env=env)
         server._host(driver)
         await recorded()
         return JSONResponse({"id": driver.run_id}, status_code=201)
@@ -206,25 +221,24 @@ def make_app(server: Server) -> Any:
         return JSONResponse({"id": info.id, "stop_requested": True}, status_code=202)
 
     async def view(request: Request) -> Response:
+        from ._ui import run_page, runs_page
+
         driving = server.gateway.driving(server.default_run) if server.default_run else None
         if driving is not None and "runs" not in request.query_params:
-            # `run app`: its run's page (the tabs of its layout), as Lightning App's /view.
-            from ._flow_http import page
-
-            return HTMLResponse(page(driving))
+            # `run app`: its run's page (with the tabs of its layout), as Lightning App's /view.
+            return HTMLResponse(run_page(driving, driving.run_id))
         runs = await asyncio.to_thread(store().runs, 100)
         rows = "".join(
             f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.name)}</td><td>{html.escape(r.status)}</td>"
-            f"<td>{r.last_seq}</td><td>"
-            + (f'<a href="/runs/{html.escape(r.id)}/view">page</a>' if r.id in kernel.runs else "")
-            + "</td></tr>"
+            f'<td>{r.last_seq}</td><td><a href="/runs/{html.escape(r.id)}/view">page</a></td></tr>'
             for r in runs
         )
-        # Reloads itself: the cookie set from the printed URL authorises these later requests.
+        # The web UI (``_ui``), and the runs as a table for a browser without scripts.
         return HTMLResponse(
-            '<!doctype html><meta http-equiv="refresh" content="5"><title>lightning-kernel</title>'
-            "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>last event</th><th></th></tr>"
-            f"{rows}</table>"
+            runs_page(
+                "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>last event</th><th></th></tr>"
+                f"{rows}</table>"
+            )
         )
 
     async def on_error(request: Request, exc: Exception) -> Response:
@@ -258,6 +272,7 @@ def make_app(server: Server) -> Any:
         stopping=server.stopping,
     )
     own = [
+        *ui_routes(server),
         Route("/api/runs", list_runs, methods=["GET"]),
         Route("/api/runs", submit, methods=["POST"]),
         Route("/api/code", upload_code, methods=["POST"]),

@@ -209,11 +209,9 @@ def run_app(
             f"unknown argument(s) {' '.join(argv)}: put the app file's own arguments after --app_args"
         )
     if server:
-        if argv or env:
-            raise KernelError("--app_args and --env work with the embedded kernel only, not with --server")
         from ._client import submit_and_follow
 
-        sys.exit(submit_and_follow(_client({**kw, "server": server}), app_file, name))
+        sys.exit(submit_and_follow(_client({**kw, "server": server}), app_file, name, argv, env))
     cfg = _config(**kw)
     early = _warm(cfg)
     from ._embedded import run_embedded

@@ -166,14 +166,27 @@ class Client:
 
     # -- the API, as JSON ---------------------------------------------------------------------------
 
-    def submit(self, app: Any, app_file: str = "app.py", name: str | None = None, module: Any = None) -> str:
+    def submit(
+        self,
+        app: Any,
+        app_file: str = "app.py",
+        name: str | None = None,
+        module: Any = None,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> str:
         """Submit a LightningApp; its run id. With the app file's ``module`` (as ``load_app`` returns it),
-        the app's folder goes with it and the kernel and workers import the app's own files."""
+        the app's folder goes with it and the kernel and workers import the app's own files (run with
+        ``argv``); ``env`` is set for every Work."""
         import cloudpickle
 
         headers = {"Content-Type": "application/octet-stream", "X-LK-App-File": app_file}
         if name:
             headers["X-LK-Name"] = name
+        if argv:
+            headers["X-LK-Argv"] = json.dumps(argv)
+        if env:
+            headers["X-LK-Env"] = json.dumps(env)
         if module is not None:
             from ._code import pack
 
@@ -239,12 +252,13 @@ class HttpBackend:
     def run(self, run_id: str) -> RunInfo:
         return run_from_json(self.api.run(run_id))
 
-    def submit(self, app: Any, name: str | None) -> RunInfo:
+    def submit(self, app: Any, name: str | None, argv: list[str], env: dict[str, str]) -> RunInfo:
         from ._app import load_app
 
         if isinstance(app, str):
-            loaded, module = load_app(app)
-            return self.run(self.api.submit(loaded, os.path.abspath(app), name, module=module))
+            loaded, module = load_app(app, argv)
+            run_id = self.api.submit(loaded, os.path.abspath(app), name, module=module, argv=argv, env=env)
+            return self.run(run_id)
         return self.run(self.api.submit(app, app_file_of(app), name))
 
     def state(self, run_id: str, at: int | None) -> RunState:
@@ -345,9 +359,15 @@ class HttpBackend:
         return str(self.api.post(f"/api/runs/{_q(run_id)}/fork", {"at": at})["id"])
 
 
-def submit_and_follow(client: SdkClient, app_file: str, name: str | None) -> int:
+def submit_and_follow(
+    client: SdkClient,
+    app_file: str,
+    name: str | None,
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
     """``run app --server``: submit ``app_file``, print what the run prints, exit as it ends."""
-    run = client.submit(app_file, name)
+    run = client.submit(app_file, name, argv=argv, env=env)
     print(f"run {run.id} submitted to {client.url}", file=sys.stderr, flush=True)
     return _follow_to_the_end(client, run.id, 0)
 

@@ -538,10 +538,10 @@ class Kernel:
             raise
         return await self._go_on(fork_id, app, state, f"forked from run {info.id} at seq {at}")
 
-    def load_code(self, code: Code) -> None:
-        """Unpack ``code`` (an artifact of this kernel's store) and import its app module, so that a
-        pickled app that names its classes can be loaded."""
-        import_app(unpack(self.artifacts.get_bytes(code.ref), code.ref), code.module, code.entry)
+    def load_code(self, code: Code, argv: list[str] | None = None) -> None:
+        """Unpack ``code`` (an artifact of this kernel's store) and import its app module (run with
+        ``argv``), so that a pickled app that names its classes can be loaded."""
+        import_app(unpack(self.artifacts.get_bytes(code.ref), code.ref), code.module, code.entry, argv)
 
     def _load_app(self, run: dict[str, Any]) -> LightningApp:
         app: LightningApp = load_run_app(self.artifacts, run)

@@ -94,7 +94,9 @@ class Backend(Protocol):
 
     def runs(self, limit: int) -> list[Run]: ...
     def run(self, run_id: str) -> Run: ...
-    def submit(self, app: LightningApp | str, name: str | None) -> Run: ...
+    def submit(
+        self, app: LightningApp | str, name: str | None, argv: list[str], env: dict[str, str]
+    ) -> Run: ...
     def state(self, run_id: str, at: int | None) -> RunState: ...
     def history(self, run_id: str, after: int, limit: int | None) -> list[Event]: ...
     def events(self, run_id: str, after: int, follow: bool) -> Iterator[Event]: ...
@@ -206,11 +208,24 @@ class Client:
 
     # -- acting -------------------------------------------------------------------------------------
 
-    def submit(self, app: LightningApp | str | os.PathLike[str], name: str | None = None) -> Run:
+    def submit(
+        self,
+        app: LightningApp | str | os.PathLike[str],
+        name: str | None = None,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Run:
         """Start a run of ``app`` (a ``LightningApp``, or the path of an app file); returns it once it
         is recorded. Locally its kernel runs in a process of its own (one kernel per data dir: a
-        second submit waits for the first run's end, then fails); on a server, the server hosts it."""
-        return self._backend.submit(app if not isinstance(app, os.PathLike) else os.fspath(app), name)
+        second submit waits for the first run's end, then fails); on a server, the server hosts it.
+        ``argv``: the app file's arguments (``run app --app_args``); ``env``: variables for every Work
+        (``--env``)."""
+        argv, env = list(argv or []), dict(env or {})
+        if (argv or env) and not isinstance(app, (str, os.PathLike)):
+            raise KernelError("argv and env are an app file's: submit the file's path, not a LightningApp")
+        return self._backend.submit(
+            app if not isinstance(app, os.PathLike) else os.fspath(app), name, argv, env
+        )
 
     def stop(self, run: str, wait: float = 30.0) -> Run:
         """Stop the run: its Works stop and it ends as ``stopped``. Waits up to ``wait`` s for the end;

@@ -129,9 +129,10 @@ class LocalBackend:
 
     # -- a kernel's work ----------------------------------------------------------------------------
 
-    def submit(self, app: Any, name: str | None) -> RunInfo:
+    def submit(self, app: Any, name: str | None, argv: list[str], env: dict[str, str]) -> RunInfo:
         if isinstance(app, str):
-            return self.run(_detached(self.config, ["file", os.path.abspath(app), name or ""]))
+            how = {"LK_APP_ARGV": json.dumps(argv), "LK_APP_ENV": json.dumps(env)}
+            return self.run(_detached(self.config, ["file", os.path.abspath(app), name or ""], extra_env=how))
         import cloudpickle
 
         app_file = app_file_of(app)
@@ -195,11 +196,13 @@ _ENV = {
 }
 
 
-def _detached(config: Config, argv: list[str], stdin: bytes | None = None) -> str:
+def _detached(
+    config: Config, argv: list[str], stdin: bytes | None = None, extra_env: dict[str, str] | None = None
+) -> str:
     """Start a kernel process for ``argv`` (``file PATH NAME``, ``pickle APP_FILE NAME``, ``resume RUN
     ""``, ``fork RUN AT APP_FILE``); the id of the run it drives, once recorded. Raises what kept it
     from starting."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     for var, attr in _ENV.items():
         value = getattr(config, attr)
         if value:
@@ -345,10 +348,15 @@ def main(argv: list[str]) -> int:
             elif mode == "file":
                 from ._app import load_app
 
-                app, module = load_app(arg)
+                app_argv = json.loads(os.environ.pop("LK_APP_ARGV", "[]"))
+                app_env = json.loads(os.environ.pop("LK_APP_ENV", "{}"))
+                os.environ.update(app_env)  # the flow sees them as the Works do
+                app, module = load_app(arg, app_argv)
                 code = await kernel.pack_code(arg, module)
                 await kernel.started()
-                driver = await kernel.create_run(app, arg, name or None, code=code)
+                driver = await kernel.create_run(
+                    app, arg, name or None, code=code, argv=app_argv, env=app_env
+                )
             else:
                 import cloudpickle
 

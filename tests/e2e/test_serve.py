@@ -189,3 +189,38 @@ def test_the_client_finds_the_token_in_the_data_dir(lk, server):
     assert client.run(run_id)["name"] == "sdk" and client.state(run_id)["run"]["status"] == "succeeded"
     assert client.logs(run_id, component="root")[-1]["line"] == "done"
     assert client.runs()[0]["id"] == run_id
+
+
+def test_run_app_on_a_server_passes_app_args_and_env(lk, server):
+    url, _ = server
+    app = lk.app(
+        """
+        import os, sys
+        from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+        ARGS = sys.argv[1:]  # on the client, the server and every worker alike
+
+        class W(LightningWork):
+            def __init__(self):
+                super().__init__()
+                self.seen = ""
+            def run(self):
+                self.seen = f"{ARGS} {os.environ.get('WHO')}"
+
+        class Root(LightningFlow):
+            def __init__(self):
+                super().__init__()
+                self.w = W()
+            def run(self):
+                self.w.run()
+                if self.w.has_succeeded:
+                    self.stop(f"work saw {self.w.seen}")
+
+        app = LightningApp(Root())
+        """
+    )
+    cmd = ["run", "app", app, "--server", url, "--app_args", "--lr", "0.1", "--env", "WHO=ann"]
+    proc = lk(*cmd, check=True, timeout=120)
+    assert "work saw ['--lr', '0.1'] ann" in proc.stdout + proc.stderr
+    created = get(f"{url}/api/runs/latest/events?after=0")[0]
+    assert created["body"]["argv"] == ["--lr", "0.1"] and created["body"]["env"] == {"WHO": "ann"}

@@ -148,3 +148,41 @@ def test_a_kernel_that_cannot_start_says_why(lk, data_dir):
         client.submit(lk.app("x = 1\n", "nothing.py"))
     with pytest.raises(KernelError, match="does not exist"):
         client.submit(str(lk.dir / "nope.py"))
+
+
+ARGS_APP = """
+import os, sys
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+ARGS = sys.argv[1:]
+
+class W(LightningWork):
+    def __init__(self):
+        super().__init__()
+        self.seen = ""
+    def run(self):
+        self.seen = f"{ARGS} {os.environ.get('WHO')}"
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.w = W()
+        self.flow_saw = f"{ARGS} {os.environ.get('WHO')}"
+    def run(self):
+        self.w.run()
+        if self.w.has_succeeded:
+            self.stop()
+
+app = LightningApp(Root())
+"""
+
+
+def test_submit_an_app_file_with_its_arguments_and_environment(lk, data_dir):
+    client = Client(data_dir=data_dir)
+    run = client.submit(lk.app(ARGS_APP, "args.py"), argv=["--lr", "0.1"], env={"WHO": "ann"})
+    list(client.events(run.id))  # to its end
+    root = client.state(run.id).root
+    assert root["vars"]["flow_saw"] == "['--lr', '0.1'] ann"
+    assert root["works"]["w"]["vars"]["seen"] == "['--lr', '0.1'] ann"
+    with pytest.raises(KernelError, match="submit the file's path"):
+        client.submit(Client, argv=["x"])  # type: ignore[arg-type]
