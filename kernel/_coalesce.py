@@ -7,22 +7,30 @@ the worker's publisher thread, which only gets to run when the Work's thread let
 (it sleeps, waits on I/O, or has run for the interpreter's switch interval). So the assignments of a
 burst of Python code are one delta, and the flow runs once for it.
 
-The switch interval can still fall between two assignments of a burst. Before it publishes, the
-publisher therefore lingers until the Work's last change is ``QUIET_S`` old, or at most ``LINGER_S``
-after the first. And a change that comes ``GAP_S`` after the previous one closes the pending delta
-itself, on the Work's thread: on a loaded machine the publisher's thread may not run for longer than a
-Work's pause, and two changes with a pause between them must stay two. So: a Work that sets one attribute and then sleeps pays ``QUIET_S`` of latency (0.2 ms
-against a 1.6-2.0 ms change-to-flow lag), and one that changes attributes every 20 ms has every
-value seen. A Work that changes attributes in a tight loop for longer than ``LINGER_S`` has its
-changes published every ``LINGER_S``, each delta whole.
+Two things break that on a loaded machine, and each has its rule:
 
-Anything else the Work publishes (its status, a persist request) first takes the pending delta out,
-under the same lock, so the log keeps the order in which things happened.
+- The switch interval falls inside a burst (the Work's thread was descheduled by the OS while it held
+  the GIL, and the publisher's wait for it ran out). So the publisher never sends on its first look:
+  it gives the Work's thread a turn (sleeps ``QUIET_S``, or ``LATE_QUIET_S`` when it got to run late,
+  the sign of a forced switch) and sends only once no change came during a whole such turn, or
+  ``LINGER_S`` after its first look. A Work that sets one attribute and sleeps pays ``QUIET_S`` (0.2 ms,
+  against a 1.6-2.0 ms change-to-flow lag).
+- The publisher does not get to run during a Work's pause (a 20 ms sleep), and the next change would
+  join the last one's delta: a value would be lost. So a change that comes after a pause closes the
+  pending delta itself, on the Work's thread. A pause is ``GAP_S`` since the last change *and* a
+  voluntary context switch of the Work's thread in between (it slept or waited on I/O:
+  ``getrusage(RUSAGE_THREAD).ru_nvcsw``), so that a thread merely descheduled mid-burst (an
+  involuntary switch) keeps its burst whole. Where the OS has no per-thread counter, ``GAP_S`` alone.
+
+A Work that changes attributes in a tight loop has its changes published about every ``LINGER_S``,
+each delta whole. Anything else the Work publishes (its status, a persist request) first takes the
+pending delta out, under the same lock, so the log keeps the order in which things happened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -32,13 +40,23 @@ from ._codec import check_size
 from .errors import KernelError
 
 QUIET_S = 0.0002
-"""Seconds without a change after which the publisher sends a pending delta."""
+"""A whole turn of the Work's thread without a change after which the publisher sends."""
+LATE_QUIET_S = 0.001
+"""The same, when the publisher got to run late (``GAP_S`` after the burst began): a forced switch."""
 LINGER_S = 0.005
-"""The longest a delta waits for its burst to end (the interpreter's default switch interval)."""
+"""The longest the publisher waits for a burst to end once it looks (the default switch interval)."""
 GAP_S = 0.002
-"""A change this long after the previous one starts a delta of its own, whenever the publisher runs:
-changes made with a pause between them are never merged (the publisher's thread may be starved on a
-loaded machine, and a flow must still see a value changed every 20 ms at every value)."""
+"""A change at least this long after the previous one, with a voluntary switch between, starts a
+delta of its own, whenever the publisher runs."""
+
+_RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)
+
+
+def voluntary_switches() -> int:
+    """The calling thread's voluntary context switches so far (sleeps, waits); -1 where unknown."""
+    if _RUSAGE_THREAD is None:
+        return -1
+    return int(resource.getrusage(_RUSAGE_THREAD).ru_nvcsw)
 
 
 class Coalescer:
@@ -53,20 +71,25 @@ class Coalescer:
         emit: Callable[[dict[str, Any]], None],
         loop: asyncio.AbstractEventLoop,
         limit: int,
+        switches: Callable[[], int] = voluntary_switches,
     ) -> None:
         self._work = work
         self._emit = emit
         self._loop = loop
         self._limit = limit
+        self._switches = switches
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}
         self._first = 0.0
         self._last = 0.0
+        self._last_switches = 0
+        self._generation = 0
         self._scheduled = False
         self._task: asyncio.Future[None] | None = None
 
     def add(self, changes: dict[str, Any]) -> None:
         """Merge ``changes``; raises ``KernelError`` (naming the Work) when they alone are too big."""
+        now, switches = time.perf_counter(), self._switches()
         with self._lock:
             merged = {**self._pending, **changes}
             try:
@@ -76,15 +99,17 @@ class Coalescer:
                 check_size(self._work, changes, self._limit)
                 self._take_and_emit()
                 merged = dict(changes)
-            now = time.perf_counter()
-            if self._pending and now - self._last > GAP_S:
-                # A pause since the last change: that burst is over, whether or not the publisher ran.
+            if self._pending and now - self._last >= GAP_S and switches != self._last_switches:
+                # The Work paused since its last change: that burst is over, whether or not the
+                # publisher ran meanwhile.
                 self._take_and_emit()
                 merged = dict(changes)
             if not self._pending:
                 self._first = now
             self._pending = merged
             self._last = now
+            self._last_switches = switches
+            self._generation += 1
             if not self._scheduled:
                 self._scheduled = True
                 self._loop.call_soon_threadsafe(self._start_linger)
@@ -103,16 +128,21 @@ class Coalescer:
         self._task = asyncio.ensure_future(self._linger())
 
     async def _linger(self) -> None:
+        look = time.perf_counter()
+        with self._lock:
+            late = look - self._first >= GAP_S
+            seen = self._generation
+        turn = LATE_QUIET_S if late else QUIET_S
+        deadline = look + LINGER_S
         while True:
+            await asyncio.sleep(turn)  # the Work's thread may finish its burst meanwhile
             now = time.perf_counter()
             with self._lock:
                 if not self._pending:
                     self._scheduled = False
                     return
-                quiet = now - self._last
-                if quiet >= QUIET_S or now - self._first >= LINGER_S:
+                if self._generation == seen or now >= deadline:
                     self._scheduled = False
                     self._take_and_emit()
                     return
-                wait = min(QUIET_S - quiet, LINGER_S - (now - self._first))
-            await asyncio.sleep(max(wait, 0.0))
+                seen = self._generation

@@ -14,8 +14,11 @@ from lightning_kernel.errors import KernelError
 
 
 class Clock:
+    """The time, and the Work thread's voluntary context switches (it slept, or waited on I/O)."""
+
     def __init__(self) -> None:
         self.t = 100.0
+        self.switches = 0
 
     def perf_counter(self) -> float:
         return self.t
@@ -28,7 +31,7 @@ def starved(monkeypatch):
     monkeypatch.setattr(_coalesce, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
     loop = asyncio.new_event_loop()
     sent: list[dict] = []
-    yield Coalescer("root.w", sent.append, loop, limit=1 << 20), clock, sent
+    yield Coalescer("root.w", sent.append, loop, limit=1 << 20, switches=lambda: clock.switches), clock, sent
     loop.close()
 
 
@@ -39,12 +42,22 @@ def test_changes_made_together_are_one_delta_and_a_pause_starts_another(starved)
     c.add({"msg": "hello"})
     assert sent == []  # nothing yet: the burst may go on
     clock.t += 0.020  # the Work slept 20 ms; its publisher never ran meanwhile
+    clock.switches += 1
     c.add({"msg": "again"})
     assert sent == [{"changed": True, "msg": "hello"}]
     c.flush()  # the end of the call, or another event of the Work
     assert sent == [{"changed": True, "msg": "hello"}, {"msg": "again"}]
     c.flush()
     assert len(sent) == 2  # nothing pending, nothing sent
+
+
+def test_a_work_descheduled_mid_burst_keeps_its_burst_whole(starved):
+    c, clock, sent = starved
+    c.add({"changed": True})
+    clock.t += 0.030  # the OS took the CPU away for 30 ms: no voluntary switch, the burst goes on
+    c.add({"msg": "hello"})
+    c.flush()
+    assert sent == [{"changed": True, "msg": "hello"}]
 
 
 def test_the_publisher_sends_a_burst_once_the_work_is_quiet(monkeypatch):
