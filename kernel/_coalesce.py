@@ -3,19 +3,19 @@
 A Work that sets ``self.changed = True`` then ``self.msg = "..."`` must never be seen by the flow with
 the first and not the second: Lightning App never shows that state (its two-Work messaging sample
 relies on it). Each assignment merges what differs into a pending delta; the delta is published by
-the worker's publisher thread, which only gets to run when the Work's thread lets go of the GIL
+a sender thread of the worker, which only gets to run when the Work's thread lets go of the GIL
 (it sleeps, waits on I/O, or has run for the interpreter's switch interval). So the assignments of a
 burst of Python code are one delta, and the flow runs once for it.
 
 Two things break that on a loaded machine, and each has its rule:
 
 - The switch interval falls inside a burst (the Work's thread was descheduled by the OS while it held
-  the GIL, and the publisher's wait for it ran out). So the publisher never sends on its first look:
+  the GIL, and the sender's wait for it ran out). So the sender never sends on its first look:
   it gives the Work's thread a turn (sleeps ``QUIET_S``, or ``LATE_QUIET_S`` when it got to run late,
   the sign of a forced switch) and sends only once no change came during a whole such turn, or
   ``LINGER_S`` after its first look. A Work that sets one attribute and sleeps pays ``QUIET_S`` (0.2 ms,
   against a 1.6-2.0 ms change-to-flow lag).
-- The publisher does not get to run during a Work's pause (a 20 ms sleep), and the next change would
+- The sender does not get to run during a Work's pause (a 20 ms sleep), and the next change would
   join the last one's delta: a value would be lost. So a change that comes after a pause closes the
   pending delta itself, on the Work's thread. A pause is ``GAP_S`` since the last change *and* a
   voluntary context switch of the Work's thread in between (it slept or waited on I/O:
@@ -29,7 +29,6 @@ pending delta out, under the same lock, so the log keeps the order in which thin
 
 from __future__ import annotations
 
-import asyncio
 import resource
 import threading
 import time
@@ -40,14 +39,14 @@ from ._codec import check_size
 from .errors import KernelError
 
 QUIET_S = 0.0002
-"""A whole turn of the Work's thread without a change after which the publisher sends."""
+"""A whole turn of the Work's thread without a change after which the sender sends."""
 LATE_QUIET_S = 0.001
-"""The same, when the publisher got to run late (``GAP_S`` after the burst began): a forced switch."""
+"""The same, when the sender got to run late (``GAP_S`` after the burst began): a forced switch."""
 LINGER_S = 0.005
-"""The longest the publisher waits for a burst to end once it looks (the default switch interval)."""
+"""The longest the sender waits for a burst to end once it looks (the default switch interval)."""
 GAP_S = 0.002
 """A change at least this long after the previous one, with a voluntary switch between, starts a
-delta of its own, whenever the publisher runs."""
+delta of its own, whenever the sender runs."""
 
 _RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)
 
@@ -62,30 +61,31 @@ def voluntary_switches() -> int:
 class Coalescer:
     """Merges a Work's state changes into deltas, emitted with ``emit(changes)``.
 
-    ``add`` and ``flush`` are called on the Work's thread; the delayed flush runs on ``loop`` (the
-    worker's publisher thread)."""
+    ``add`` and ``flush`` are called on the Work's thread; the delayed send runs on a thread of its
+    own (an event loop's timers are no good here: epoll rounds a 0.2 ms wait up to 1 ms, which was a
+    millisecond more on every change the flow saw)."""
 
     def __init__(
         self,
         work: str,
         emit: Callable[[dict[str, Any]], None],
-        loop: asyncio.AbstractEventLoop,
         limit: int,
         switches: Callable[[], int] = voluntary_switches,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._work = work
         self._emit = emit
-        self._loop = loop
         self._limit = limit
         self._switches = switches
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}
         self._first = 0.0
         self._last = 0.0
         self._last_switches = 0
         self._generation = 0
-        self._scheduled = False
-        self._task: asyncio.Future[None] | None = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def add(self, changes: dict[str, Any]) -> None:
         """Merge ``changes``; raises ``KernelError`` (naming the Work) when they alone are too big."""
@@ -101,7 +101,7 @@ class Coalescer:
                 merged = dict(changes)
             if self._pending and now - self._last >= GAP_S and switches != self._last_switches:
                 # The Work paused since its last change: that burst is over, whether or not the
-                # publisher ran meanwhile.
+                # sender ran meanwhile.
                 self._take_and_emit()
                 merged = dict(changes)
             if not self._pending:
@@ -110,9 +110,10 @@ class Coalescer:
             self._last = now
             self._last_switches = switches
             self._generation += 1
-            if not self._scheduled:
-                self._scheduled = True
-                self._loop.call_soon_threadsafe(self._start_linger)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._send_loop, name="lk-coalesce", daemon=True)
+                self._thread.start()
+        self._wake.set()
 
     def flush(self) -> None:
         """Emit the pending delta now (before another event of the Work, and at the end of a call)."""
@@ -124,25 +125,29 @@ class Coalescer:
         if pending:
             self._emit(pending)
 
-    def _start_linger(self) -> None:
-        self._task = asyncio.ensure_future(self._linger())
+    def _send_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self.linger()
 
-    async def _linger(self) -> None:
+    def linger(self) -> None:
+        """Send the pending delta once its burst is over (the sender thread's turn)."""
         look = time.perf_counter()
         with self._lock:
+            if not self._pending:
+                return
             late = look - self._first >= GAP_S
             seen = self._generation
         turn = LATE_QUIET_S if late else QUIET_S
         deadline = look + LINGER_S
         while True:
-            await asyncio.sleep(turn)  # the Work's thread may finish its burst meanwhile
+            self._sleep(turn)  # the Work's thread may finish its burst meanwhile
             now = time.perf_counter()
             with self._lock:
                 if not self._pending:
-                    self._scheduled = False
                     return
                 if self._generation == seen or now >= deadline:
-                    self._scheduled = False
                     self._take_and_emit()
                     return
                 seen = self._generation

@@ -101,6 +101,8 @@ class Worker:
         self._fenced = False
         self._refused = ""
         self._coalescer: Coalescer | None = None
+        self._changes_call = ""
+        """The call whose state changes the coalescer sends (the one running)."""
         if spec.version != __version__:
             self._refused = (
                 f"this host runs lightning-kernel {__version__}, the kernel runs {spec.version}: "
@@ -300,6 +302,9 @@ class Worker:
 
         ListeningWatch(endpoint, lambda: self._in_user_code, found).start()
 
+    def _emit_changes(self, changes: dict[str, Any]) -> None:
+        self.io.emit(WorkStateChanged(work=self.spec.work, call=self._changes_call, changes=changes))
+
     def _flush_changes(self) -> None:
         """Publish the state changes still pending before anything else of the Work goes."""
         if self._coalescer is not None:
@@ -349,13 +354,10 @@ class Worker:
             self.spec.resume_vars = None
         last = work._lk_vars()
 
-        coalescer = Coalescer(
-            name,
-            lambda changes: self.io.emit(WorkStateChanged(work=name, call=cmd.call, changes=changes)),
-            self.io.loop,
-            limit,
-        )
-        self._coalescer = coalescer
+        self._changes_call = cmd.call
+        coalescer = self._coalescer
+        if coalescer is None:  # one per worker: its sender thread serves every call
+            coalescer = self._coalescer = Coalescer(name, self._emit_changes, limit)
 
         def changed(attr: str, value: Any) -> None:
             # Any assignment sends everything that differs, so in-place edits of other attributes

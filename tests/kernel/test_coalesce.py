@@ -1,9 +1,9 @@
 """A Work's changes made together leave as one delta; changes with a pause between them never merge,
-even when the publisher's thread does not get to run (a loaded machine)."""
+even when the sender's thread does not get to run (a loaded machine)."""
 
 from __future__ import annotations
 
-import asyncio
+import threading
 import types
 
 import pytest
@@ -26,13 +26,17 @@ class Clock:
 
 @pytest.fixture
 def starved(monkeypatch):
-    """A coalescer whose publisher never runs (its loop is not running), on a clock the test moves."""
+    """A coalescer whose sender thread never gets its turn, on a clock the test moves."""
     clock = Clock()
     monkeypatch.setattr(_coalesce, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
-    loop = asyncio.new_event_loop()
+    released = threading.Event()
     sent: list[dict] = []
-    yield Coalescer("root.w", sent.append, loop, limit=1 << 20, switches=lambda: clock.switches), clock, sent
-    loop.close()
+    c = Coalescer(
+        "root.w", sent.append, limit=1 << 20, switches=lambda: clock.switches, sleep=lambda _: released.wait()
+    )
+    yield c, clock, sent
+    c._pending.clear()  # what the test left is not sent once the sender goes on
+    released.set()
 
 
 def test_changes_made_together_are_one_delta_and_a_pause_starts_another(starved):
@@ -41,7 +45,7 @@ def test_changes_made_together_are_one_delta_and_a_pause_starts_another(starved)
     clock.t += 0.00005  # the next assignment, microseconds later
     c.add({"msg": "hello"})
     assert sent == []  # nothing yet: the burst may go on
-    clock.t += 0.020  # the Work slept 20 ms; its publisher never ran meanwhile
+    clock.t += 0.020  # the Work slept 20 ms; its sender never ran meanwhile
     clock.switches += 1
     c.add({"msg": "again"})
     assert sent == [{"changed": True, "msg": "hello"}]
@@ -60,18 +64,19 @@ def test_a_work_descheduled_mid_burst_keeps_its_burst_whole(starved):
     assert sent == [{"changed": True, "msg": "hello"}]
 
 
-def test_the_publisher_sends_a_burst_once_the_work_is_quiet(monkeypatch):
+def test_the_sender_sends_a_burst_once_the_work_is_quiet():
     sent: list[dict] = []
+    done = threading.Event()
 
-    async def main() -> None:
-        c = Coalescer("root.w", sent.append, asyncio.get_running_loop(), limit=1 << 20)
-        c.add({"a": 1})
-        c.add({"b": 2})
-        while not sent:  # the publisher's linger runs on this loop
-            await asyncio.sleep(0)
-        assert sent == [{"a": 1, "b": 2}]
+    def emit(changes: dict) -> None:
+        sent.append(changes)
+        done.set()
 
-    asyncio.run(asyncio.wait_for(main(), 5))
+    c = Coalescer("root.w", emit, limit=1 << 20)
+    c.add({"a": 1})
+    c.add({"b": 2})
+    assert done.wait(5)
+    assert sent == [{"a": 1, "b": 2}]
 
 
 def test_a_delta_too_big_together_goes_in_two_and_one_too_big_alone_is_an_error(starved):
