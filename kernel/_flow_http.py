@@ -5,7 +5,7 @@ For each run this server hosts::
     ANY  /runs/{run}/{route}              the flow's API route (``configure_api()``), e.g.
                                           /runs/<run>/api/v1/name; a command is POST /runs/<run>/command/<name>
     GET  /runs/{run}/commands             its commands and their arguments (``run command --help``)
-    GET  /runs/{run}/view                 its page: the tabs of ``configure_layout()``
+    GET  /runs/{run}/view                 its page (the web UI of ``_ui``), beside the tabs of ``configure_layout()``
     GET  /runs/{run}/ui/{flow}/{path}     a flow's StaticWebFrontend files
     ANY  /{route}                         under ``run app``: the run's API at the route itself (as
                                           Lightning App serves it at http://127.0.0.1:7501/api/v1/name)
@@ -233,10 +233,17 @@ def routes(server: Server) -> tuple[list[Any], Any]:
         return JSONResponse({"run": driver.run_id, "commands": listed})
 
     async def view(request: Request) -> Response:
-        return run_page(driver_of(request.path_params["run"]))
+        from ._ui import run_page
 
-    def run_page(driver: RunDriver) -> Response:
-        return HTMLResponse(page(driver))
+        run = request.path_params["run"]
+        driver = gateway.driving(run)
+        if driver is not None:
+            return HTMLResponse(run_page(driver, driver.run_id))
+        # A run this server does not drive: its history, without its layout (RunNotFound: a 404).
+        store = server.kernel.store
+        assert store is not None
+        info = await asyncio.to_thread(store.run, run)
+        return HTMLResponse(run_page(None, info.id))
 
     def ui(request: Request, driver: RunDriver, flow_name: str, rest: str, trailing: bool) -> Response:
         from .frontend import StaticWebFrontend

@@ -222,9 +222,35 @@ def spec() -> dict[str, Any]:
                 {"200": {"description": "HTML", "content": {"text/html": {}}}},
             )
         },
+        "/api/runs/stream": {
+            "get": _op(
+                "the runs as server-sent `runs` messages (a list of Run), again whenever they change",
+                {"200": _STREAM},
+                [_LIMIT],
+            )
+        },
+        f"{run}/layout": {
+            "get": _op(
+                "the tabs of the run's configure_layout(), for a run this server drives",
+                {
+                    "200": _json(
+                        _object(run=_S, hosted={"type": "boolean"}, tabs={"type": "array"}), "the tabs"
+                    )
+                },
+                [_RUN],
+            )
+        },
+        "/_lk/ui/{file}": {
+            "get": _op(
+                "a file of the web UI (its script, styles, icon)",
+                {"200": {"description": "the file"}},
+                [{"name": "file", "in": "path", "required": True, "schema": _S}],
+            )
+        },
         "/runs/{run}/view": {
             "get": _op(
-                "the run's page: the tabs of its flow's configure_layout() (a run this server drives)",
+                "the run's page (the web UI): its tree, history, logs, and the tabs of its flow's "
+                "configure_layout() when this server drives it",
                 {"200": {"description": "HTML", "content": {"text/html": {}}}},
                 [_RUN],
             )
