@@ -68,6 +68,13 @@ def work_url(work: Any, state: dict[str, Any] | None = None) -> str:
     return str(getattr(work, "url", "") or "")
 
 
+def serves(work: Any, state: dict[str, Any] | None = None) -> bool:
+    """Whether a server of the Work accepted connections (``work.endpoint`` with ``listening``)."""
+    known = ((state or {}).get("works") or {}).get(work.name) or {}
+    endpoint = known.get("endpoint") or getattr(work, "_lk_endpoint", None) or {}
+    return bool(endpoint.get("listening")) and bool(work_url(work, state))
+
+
 def tabs_of(app: Any, prefix: str, state: dict[str, Any] | None = None) -> list[Tab]:
     """The tabs of ``app``'s page; frontend URLs start with ``prefix`` (``/runs/<run>``)."""
     root = app.root
@@ -80,7 +87,9 @@ def tabs_of(app: Any, prefix: str, state: dict[str, Any] | None = None) -> list[
             Tab("layout", "note", note=f"{root.name}.configure_layout() raised {type(exc).__name__}: {exc}")
         ]
     if got is None:
-        return [Tab(w.name, "work", work_url(w, state)) for w in app.works.values() if work_url(w, state)]
+        # No layout: a tab for each Work that serves (its server accepted a connection), not for
+        # every Work, though each has a URL.
+        return [Tab(w.name, "work", work_url(w, state)) for w in app.works.values() if serves(w, state)]
     if isinstance(got, Frontend):
         got.flow = root
         return [_frontend_tab(root.name, got, root, prefix)]

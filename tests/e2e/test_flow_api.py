@@ -376,19 +376,18 @@ def test_no_ui_serves_nothing_and_a_taken_port_moves_the_ui(lk):
     assert "View it in your browser" not in proc.stderr
     assert not (lk.dir / "data" / "server.json").exists()
 
-    # Whoever holds 7501 (this test, or anything else here), run app serves on a free port instead.
+    # Its port (LK_PORT, 7501 by default) taken, run app serves on a free port instead. The test holds
+    # a port of its own: 7501 may come and go with other programs on this machine.
     holder = socket.socket()
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past an earlier test's TIME_WAIT
     try:
-        try:
-            holder.bind(("127.0.0.1", 7501))
-            holder.listen()
-        except OSError:
-            pass  # taken already
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        lk.env["LK_PORT"] = str(taken)
         running = Running(lk, lk.app(SHOP, name="shop.py"), "--open-ui", "false")
         try:
             url, _ = running.url()
-            assert not url.endswith(":7501")
+            assert not url.endswith(f":{taken}") and re.search(r":\d+$", url), url
             assert json.loads((lk.dir / "data" / "server.json").read_text())["url"] == url
         finally:
             running.kill()
