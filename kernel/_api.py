@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._api_files import routes as file_routes
 from ._api_guard import BodyTooLarge, Guard, Query, ServerStopping
 from ._api_streams import EVENTS_TICK_S, LOGS_TICK_S, event_stream, log_stream
 from ._code import Code
@@ -285,6 +286,7 @@ def make_app(server: Server) -> Any:
         Route("/api/runs/{run}/stop", stop_run, methods=["POST"]),
         Route("/api/runs/{run}/resume", resume_run, methods=["POST"]),
         *engine_routes(server, run_info),
+        *file_routes(server, run_info),
         Route("/api/openapi.json", openapi),
         Route("/view", view),
     ]

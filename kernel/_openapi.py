@@ -229,6 +229,25 @@ def spec() -> dict[str, Any]:
                 [_LIMIT],
             )
         },
+        f"{run}/manifests/{{ref}}": {
+            "get": _op(
+                "what a Path of the run held when it was persisted (a manifest a path.persisted record "
+                "names): path, origin, kind, files {name: {sha256, size, mode}}",
+                {"200": _json({"type": "object"}, "the manifest"), "404": {"description": "not the run's"}},
+                [_RUN, {"name": "ref", "in": "path", "required": True, "schema": _S}],
+            )
+        },
+        f"{run}/manifests/{{ref}}/files/{{name}}": {
+            "get": _op(
+                "one file of that manifest, as an attachment (its bytes checked against their sha256)",
+                {"200": {"description": "the file", "content": {"application/octet-stream": {}}}},
+                [
+                    _RUN,
+                    {"name": "ref", "in": "path", "required": True, "schema": _S},
+                    {"name": "name", "in": "path", "required": True, "schema": _S},
+                ],
+            )
+        },
         f"{run}/layout": {
             "get": _op(
                 "the tabs of the run's configure_layout(), for a run this server drives",

@@ -36,11 +36,14 @@ class Prep(LightningWork):
         super().__init__()
         self.ready = False
         self.settings = {{"lr": 0.1, "layers": [8, 4], "name": "small"}}
+        self.report = "lit://report.txt"
 
     def run(self):
         print("prep waits for the gate", flush=True)
         while not os.path.exists(GATE):
             time.sleep(0.05)
+        with open(self.report, "w") as f:
+            f.write("prepared 3 shards\\n")
         self.ready = True
 
 
@@ -134,6 +137,23 @@ def test_the_run_page_shows_the_tree_and_a_status_change_without_reload(page, se
     expect(ticker.locator(".badge")).to_have_attribute("data-status", "running")
     expect(ticker).to_contain_text("local")  # its executor
     expect(page.locator("link[rel=icon]")).to_have_attribute("href", "/_lk/ui/favicon.svg")
+
+
+def test_a_persisted_path_lists_its_files_and_downloads_them(page, served, shots):
+    from playwright.sync_api import expect
+
+    page.locator('[data-component="root.prep"] > .node-row').click()
+    page.get_by_role("button", name="paths", exact=True).click()
+    page.get_by_role("button", name=re.compile(r"^files · ")).click()
+    link = page.get_by_role("link", name="lit://report.txt")
+    expect(link).to_be_visible()
+    expect(page.locator("table.files")).to_contain_text("sha256")
+    page.screenshot(path=str(shots / "paths.png"))
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert download.suggested_filename == "report.txt"
+    assert Path(download.path()).read_text() == "prepared 3 shards\n"
 
 
 def test_a_works_logs_tail_live(page, served, shots):

@@ -1,7 +1,7 @@
 // The selected component: its state (as it was at the scrubber's event), calls, Paths, logs and charts.
 
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { listen, runUrl, type LogLine } from "./api";
+import { get, listen, runUrl, type LogLine } from "./api";
 import { Chart } from "./chart";
 import { coalescer } from "./coalesce";
 import { callsOf, computeOf, hostOf, numericAttributes, pathsOf, seriesOf, type State, type Timeline } from "./fold";
@@ -49,7 +49,9 @@ export function Details(props: { run: string; name: string; state: State | null;
         </div>
       )}
       {shown === "calls" && <Calls timeline={timeline} work={name} version={version} at={at} />}
-      {shown === "paths" && <Paths timeline={timeline} state={state} work={name} version={version} at={at} />}
+      {shown === "paths" && (
+        <Paths run={props.run} timeline={timeline} state={state} work={name} version={version} at={at} />
+      )}
       {shown === "logs" && <Logs run={props.run} component={name} />}
       {shown === "chart" && <Charts timeline={timeline} state={timeline.head} name={name} version={version} at={at} />}
     </div>
@@ -95,7 +97,57 @@ function Calls(props: { timeline: Timeline; work: string; version: number; at: n
   );
 }
 
-function Paths(props: { timeline: Timeline; state: State | null; work: string; version: number; at: number | null }) {
+type ManifestFile = { sha256: string; size: number; mode?: number };
+type Manifest = { ref: string; path: string; kind: string; files: Record<string, ManifestFile> };
+
+/** A file's name in its download URL: a file Path's one entry (".") goes by the file's own name. */
+function fileName(m: Manifest, entry: string): string {
+  return entry === "." ? (m.path.split("/").pop() ?? entry) : entry;
+}
+
+/** The files a persisted Path held (GET /manifests/{ref}), each with its size, hash and a download link. */
+function Files(props: { run: string; manifest: string }) {
+  const [got, setGot] = useState<Manifest | null>(null);
+  const [error, setError] = useState("");
+  const base = `/api/runs/${encodeURIComponent(props.run)}/manifests/${props.manifest}`;
+  useEffect(() => {
+    setGot(null);
+    setError("");
+    get<Manifest>(base).then(setGot, (e) => setError(String(e?.message ?? e)));
+  }, [base]);
+  if (error) return <p class="muted">{error}</p>;
+  if (!got) return <p class="muted">loading the files…</p>;
+  const names = Object.keys(got.files).sort();
+  return (
+    <table class="files">
+      <tbody>
+        {names.map((n) => (
+          <tr key={n}>
+            <td class="mono">
+              <a href={`${base}/files/${fileName(got, n).split("/").map(encodeURIComponent).join("/")}`} download>
+                {n === "." ? got.path : n}
+              </a>
+            </td>
+            <td class="num">{bytes(got.files[n].size)}</td>
+            <td class="mono" title={got.files[n].sha256}>
+              sha256 {got.files[n].sha256.slice(0, 16)}…
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Paths(props: {
+  run: string;
+  timeline: Timeline;
+  state: State | null;
+  work: string;
+  version: number;
+  at: number | null;
+}) {
+  const [open, setOpen] = useState<string | null>(null);
   const paths = useMemo(
     () => pathsOf(props.timeline.events, props.state, props.work, props.at ?? undefined),
     [props.timeline, props.state, props.work, props.version, props.at],
@@ -114,7 +166,7 @@ function Paths(props: { timeline: Timeline; state: State | null; work: string; v
         </tr>
       </thead>
       <tbody>
-        {paths.map((p) => (
+        {paths.map((p) => [
           <tr key={p.path}>
             <td class="mono">{p.path}</td>
             <td class="mono">{p.attribute}</td>
@@ -122,10 +174,27 @@ function Paths(props: { timeline: Timeline; state: State | null; work: string; v
             <td class="num">{p.persisted?.files ?? ""}</td>
             <td class="num">{p.persisted ? bytes(p.persisted.bytes) : ""}</td>
             <td class="mono" title={JSON.stringify(p.persisted?.sample ?? "")}>
-              {p.persisted ? short(p.persisted.manifest, 24) : ""}
+              {p.persisted ? (
+                <button
+                  class="link"
+                  aria-expanded={open === p.path}
+                  onClick={() => setOpen(open === p.path ? null : p.path)}
+                >
+                  files · {String(p.persisted.manifest).slice(0, 12)}
+                </button>
+              ) : (
+                ""
+              )}
             </td>
-          </tr>
-        ))}
+          </tr>,
+          open === p.path && p.persisted ? (
+            <tr key={`${p.path}/files`}>
+              <td colSpan={6}>
+                <Files run={props.run} manifest={p.persisted.manifest} />
+              </td>
+            </tr>
+          ) : null,
+        ])}
       </tbody>
     </table>
   );
