@@ -4,6 +4,7 @@ events and logs followed over server-sent events, the OpenAPI description, and t
 from __future__ import annotations
 
 import json
+import re
 import signal
 import urllib.request
 from pathlib import Path
@@ -100,7 +101,12 @@ def test_openapi_lists_every_route(serve):
         spec = json.loads(r.read())
     assert spec["openapi"].startswith("3.")
     app = Server(Config.from_env(data_dir="/nonexistent-never-started"), "127.0.0.1").app()
-    routes = {(route.path, m.lower()) for route in app.routes for m in route.methods - {"HEAD"}}
+    # A Starlette converter ({name:path}) is no part of an OpenAPI path.
+    routes = {
+        (re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path), m.lower())
+        for route in app.routes
+        for m in route.methods - {"HEAD"}
+    }
     described = {(path, m) for path, ops in spec["paths"].items() for m in ops}
     assert described == routes
     for path, ops in spec["paths"].items():
