@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import re
 import secrets
@@ -44,10 +45,14 @@ def find_nats_server() -> str:
     return found
 
 
-def die_with_parent() -> None:
-    """Linux only: this process gets SIGTERM when its parent dies, even by SIGKILL."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Linux only: this process gets SIGTERM when its parent dies, even by SIGKILL. ``parent``: the pid
+    the child was forked by; if it died before the request took (a SIGTERM as the kernel starts), the
+    child goes at once instead of outliving it."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def _kept_token(path: str) -> str | None:
@@ -109,7 +114,7 @@ class EmbeddedNats:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
             start_new_session=True,
         )
         return Spawned(proc, token, store_dir)
