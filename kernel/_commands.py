@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from ._flow import configured
 from .errors import KernelError
 
 
@@ -125,14 +126,7 @@ def commands_of(flows: Any) -> dict[str, Any]:
     """Every command of the flows, by name: the handler, or the ``ClientCommand`` that wraps it."""
     out: dict[str, Any] = {}
     for flow in flows:
-        configure = getattr(flow, "configure_commands", None)
-        if configure is None:
-            continue
-        try:
-            declared = configure()
-        except NotImplementedError:
-            continue
-        for entry in declared or []:
+        for entry in configured(flow, "configure_commands") or []:
             if not isinstance(entry, dict):
                 raise KernelError(
                     f"{flow.name}.configure_commands() must return a list of {{name: handler}} dicts, "

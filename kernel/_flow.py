@@ -24,6 +24,18 @@ class AppFail(BaseException):
         super().__init__(message)
 
 
+def configured(flow: Any, hook: str) -> Any:
+    """What ``flow.<hook>()`` (``configure_api``, ``configure_commands``, ``configure_layout``)
+    declares; None when the flow has no such hook or it raises ``NotImplementedError``."""
+    configure = getattr(flow, hook, None)
+    if configure is None:
+        return None
+    try:
+        return configure()
+    except NotImplementedError:
+        return None
+
+
 class LightningFlow(Component):
     """Coordinates Works and child flows. ``run()`` is called again and again by the flow loop,
     each time events arrive; every public attribute is part of the app's state."""

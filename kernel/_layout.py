@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ._flow import LightningFlow
+from ._flow import LightningFlow, configured
 from ._work import LightningWork
 from .frontend import Frontend, StaticWebFrontend
 
@@ -36,21 +36,11 @@ class Tab:
     note: str = ""
 
 
-def _configured(flow: LightningFlow) -> Any:
-    configure = getattr(flow, "configure_layout", None)
-    if configure is None:
-        return None
-    try:
-        return configure()
-    except NotImplementedError:
-        return None
-
-
 def frontend_of(flow: Any) -> Frontend | None:
     """The ``Frontend`` that ``flow.configure_layout()`` returns, None when it returns something else."""
     if not isinstance(flow, LightningFlow):
         return None
-    got = _configured(flow)
+    got = configured(flow, "configure_layout")
     if isinstance(got, Frontend):
         got.flow = flow
         return got
@@ -81,7 +71,7 @@ def tabs_of(app: Any, prefix: str, state: dict[str, Any] | None = None) -> list[
     if not isinstance(root, LightningFlow):
         return []
     try:
-        got = _configured(root)
+        got = configured(root, "configure_layout")
     except Exception as exc:
         return [
             Tab("layout", "note", note=f"{root.name}.configure_layout() raised {type(exc).__name__}: {exc}")

@@ -33,7 +33,7 @@ from ._app import LightningApp
 from ._commands import command_route, commands_of, handler_of
 from ._dispatch import Blocked
 from ._events import Event, FlowRequestAnswered, FlowRequestReceived, RunEnded
-from ._flow import AppFail, AppStop, LightningFlow
+from ._flow import AppFail, AppStop, LightningFlow, configured
 from ._http_methods import METHODS, BadArguments, HttpMethod, bind, to_response
 from ._iteration import FlowInterrupted, FlowIteration
 from ._records import EventRecord
@@ -60,14 +60,7 @@ class Routes:
         flows = [c for c in app.components.values() if isinstance(c, LightningFlow)]
         self.by_key: dict[tuple[str, str], Route] = {}
         for flow in flows:
-            configure = getattr(flow, "configure_api", None)
-            if configure is None:
-                continue
-            try:
-                declared = configure()
-            except NotImplementedError:
-                continue
-            for spec in declared or []:
+            for spec in configured(flow, "configure_api") or []:
                 if not isinstance(spec, HttpMethod) or spec.http not in METHODS:
                     raise KernelError(
                         f"{flow.name}.configure_api() must return lightning_kernel.api.Get/Post/Put/Delete "
