@@ -242,7 +242,12 @@ class Leases:
             log.debug("renewing %s failed: %s", key, exc)
             if time.monotonic() - lease.renewed_at >= self.ttl:
                 # The server has let it lapse by now: another kernel may hold it.
-                lost = f"it could not be renewed for {self.ttl:.0f} s ({exc})"
+                why = str(exc) or (
+                    f"NATS did not answer in {self.ttl / 3:.1f} s"
+                    if isinstance(exc, asyncio.TimeoutError)
+                    else type(exc).__name__
+                )
+                lost = f"it could not be renewed for {self.ttl:.0f} s: {why}"
         with self._lock:
             lease.renewing = False
             released = self._released.pop(key, None) is lease

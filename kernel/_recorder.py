@@ -201,13 +201,22 @@ class Recorder:
         if self.leases is not None and self.db_id:
             await self.leases.release(recorder_key(self.db_id))
 
-    async def wait_recorded(self, seq: int, timeout: float = 30.0) -> bool:
+    @property
+    def failing(self) -> bool:
+        """The database refuses writes now (retried until ``FAIL_AFTER_S``, then ``error``)."""
+        return self._failing_since is not None or self.error is not None
+
+    async def wait_recorded(self, seq: int, timeout: float = 30.0, unless_failing: bool = False) -> bool:
         """Wait until every event up to ``seq`` is committed to SQL (by this kernel, or by the one that
-        records into this database while this one stands by)."""
+        records into this database while this one stands by); ``unless_failing``: not while the
+        database refuses writes (a kernel stopping leaves them in NATS for the next one)."""
+
+        def done() -> bool:
+            return self.recorded_seq >= seq or self.error is not None or (unless_failing and self.failing)
 
         async def reached() -> None:
             async with self._progress:
-                while not (self.recorded_seq >= seq or self.error is not None):
+                while not done():
                     if self.standby:
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(self._progress.wait(), 0.05)
@@ -222,12 +231,15 @@ class Recorder:
             return False
         return self.recorded_seq >= seq
 
-    async def wait_logs_recorded(self, seq: int, timeout: float = 30.0) -> bool:
+    async def wait_logs_recorded(self, seq: int, timeout: float = 30.0, unless_failing: bool = False) -> bool:
         """Wait until every log line up to the log stream's ``seq`` is committed (or skipped)."""
+
+        def done() -> bool:
+            return self._log_seq >= seq or self.error is not None or (unless_failing and self.failing)
 
         async def reached() -> None:
             async with self._progress:
-                await self._progress.wait_for(lambda: self._log_seq >= seq or self.error is not None)
+                await self._progress.wait_for(done)
 
         if self.standby:
             return True  # the recording kernel records them
@@ -317,10 +329,12 @@ class Recorder:
             if t is not current:
                 t.cancel()
         self._tasks = [asyncio.create_task(self._stand_by(), name="recorder-standby")]
+        self._tell_waiters()  # waiters for a seq now read the database's position
 
+    def _tell_waiters(self) -> None:
         async def tell() -> None:
             async with self._progress:
-                self._progress.notify_all()  # waiters for a seq now read the database's position
+                self._progress.notify_all()
 
         task = asyncio.ensure_future(tell())
         task.add_done_callback(_retrieved)
@@ -333,6 +347,7 @@ class Recorder:
         if self._failing_since is None:
             self._failing_since = now
             log.warning("recording into %s failed, retrying: %s", self.where, exc)
+            self._tell_waiters()
         if now - self._failing_since >= FAIL_AFTER_S and self.error is None:
             self.error = exc
             fault = KernelFault(f"cannot record into {self.where}: {exc}")

@@ -60,6 +60,8 @@ from .errors import EventError, KernelFault
 KERNEL_LOST = "kernel lost"
 """The reason recorded for a call stopped because the worker's kernel went away."""
 FENCED = "fenced"
+NATS_REFUSED = "NATS refuses events"
+"""The reason of a call stopped because NATS no longer acknowledges the worker's events."""
 EXIT_REFUSED = 78
 """Exit code of a worker that cannot run its spec (another lightning-kernel version): EX_CONFIG."""
 
@@ -177,12 +179,13 @@ class Worker:
         self.io.follow(f"lk.{spec.run_id}.cmd.{work_token(spec.work)}", spec.start_seq, self._on_command)
         if spec.kernel:
             self.io.watch_lease(f"run.{spec.run_id}", spec.lease_s, self._kernel_gone)
+        self.io.bus.on_give_up.append(self._nats_refuses)
         code = 0
         try:
             while True:
                 record = self.commands.get()
                 if record is None:  # stopped while idle
-                    return code
+                    return self._ended(code)
                 try:
                     event = to_event(record)
                 except EventError as exc:  # unreadable, or from a newer kernel: said, and skipped
@@ -191,14 +194,14 @@ class Worker:
                 if not isinstance(event, WorkRunRequested):
                     continue
                 if self._gone is not None:
-                    return code  # a queued call never starts once the kernel is gone
+                    return self._ended(code)  # a queued call never starts once the kernel is gone
                 if self._refused:
                     self._status(event.call, WorkStageStatus.FAILED, "WorkerRefused", self._refused)
                     code = EXIT_REFUSED
                     return code
                 assert work is not None
                 if not self._execute(work, event):
-                    return code
+                    return self._ended(code)
         except KernelFault as fault:  # NATS stopped taking this worker's events: say it, and go
             tell(f"lightning-kernel worker {spec.work}: {fault}")
             code = 3
@@ -209,6 +212,11 @@ class Worker:
                 with contextlib.suppress(KernelFault):
                     self.io.barrier()
             self.io.close()
+
+    def _ended(self, code: int) -> int:
+        if self._stop_reason == NATS_REFUSED:
+            raise KernelFault(self._gone or NATS_REFUSED)  # exits 3, saying why
+        return code
 
     def _on_command(self, record: EventRecord) -> None:
         # On the bus thread: stop requests and fencing act at once, run requests queue for the main thread.
@@ -256,6 +264,18 @@ class Worker:
         interrupt_main()
         # Persisting the Paths may take a while; a worker never outlives its kernel for long.
         exit_later(max(60.0, 6 * self.spec.lease_s))
+
+    def _nats_refuses(self, fault: BaseException) -> None:
+        """NATS stopped acknowledging this worker's events (its JetStream full or failing): nothing the
+        Work does can be recorded any more, so its call stops now, not at its next change, and the
+        worker exits 3 naming the cause (the kernel sees the exit and ends the run)."""
+        with self._lock:
+            if self._gone is not None:
+                return
+            self._gone = str(fault)
+            self._stop_reason = NATS_REFUSED
+        interrupt_main()
+        exit_later(60.0)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self._interrupt("sigterm")

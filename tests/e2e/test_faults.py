@@ -370,6 +370,10 @@ def test_a_run_that_ends_while_postgresql_is_unreachable_never_exits_0(lk, pg_da
 @pytest.mark.parametrize("then", ["wait", "sigterm"])
 def test_a_full_disk_under_the_data_dir_ends_the_run_and_resume_carries_on_once_freed(tmpfs, cleanup, then):
     lk = LK(tmpfs)
+    # The database is patient here (another test fills the database's disk alone): it is NATS that must
+    # say the disk is full, its stream refusing the Work's events, whichever of the kernel's leases or
+    # recorder would notice later.
+    lk.env["LK_RECORD_FAIL_AFTER_S"] = "60"
     cleanup.append(tmpfs / "data")
     hold = tmpfs / "hold"
     hold.touch()
@@ -383,9 +387,15 @@ def test_a_full_disk_under_the_data_dir_ends_the_run_and_resume_carries_on_once_
     kernel_says = [line for line in err.splitlines() if line.startswith(("run ", "carry on", "stopping"))]
     if then == "wait":
         assert code == 3, err
-        # The database or the stream is the first to fail; either way the cause is named.
-        assert "database or disk is full" in err or "its JetStream cannot store events" in err
-        assert any(line.startswith("run ") and "interrupted: " in line for line in kernel_says), err
+        # The Work's events are refused first: its worker stops (though its Work changes nothing more) and says
+        # why, then the kernel, whose own events are refused too.
+        assert "lightning-kernel worker root.w: NATS at " in err, err
+        assert any(
+            line.startswith("run ")
+            and "interrupted: " in line
+            and "its JetStream cannot store events" in line
+            for line in kernel_says
+        ), err
     else:
         assert code == 143, err
     assert took < 20
