@@ -231,13 +231,13 @@ def make_app(server: Server) -> Any:
         runs = await asyncio.to_thread(store().runs, 100)
         rows = "".join(
             f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.name)}</td><td>{html.escape(r.status)}</td>"
-            f'<td>{r.last_seq}</td><td><a href="/runs/{html.escape(r.id)}/view">page</a></td></tr>'
+            f'<td>{r.events}</td><td><a href="/runs/{html.escape(r.id)}/view">page</a></td></tr>'
             for r in runs
         )
         # The web UI (``_ui``), and the runs as a table for a browser without scripts.
         return HTMLResponse(
             runs_page(
-                "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>last event</th><th></th></tr>"
+                "<h1>Runs</h1><table><tr><th>run</th><th>name</th><th>status</th><th>events</th><th></th></tr>"
                 f"{rows}</table>"
             )
         )

@@ -92,6 +92,7 @@ SCHEMAS: dict[str, Any] = {
         created_at={"type": "number"},
         updated_at={"type": "number"},
         last_seq=_SEQ,
+        events={"type": "integer", "description": "how many events the run has"},
         app_file=_S,
         message=_S,
     ),

@@ -6,7 +6,7 @@ mutates its input: the parts an event touches are copied (the rest is shared), s
 stays valid. The state::
 
     {"run": {"id", "name", "app_file", "app", "code", "module", "entry", "status", "message", "seq",
-             "stop_requested", "unreadable": [seq, ...]},
+             "events" (how many of the run's events are folded), "stop_requested", "unreadable": [seq, ...]},
      "components": {name: {"kind": "flow"|"work"|"structure", "vars": {...}, "spec": {...},
                            "artifact": <the pickled component, for one added while the app ran>}},
      "works": {name: {"status": {stage, timestamp, reason, message}, "last_index": n,
@@ -76,7 +76,7 @@ from .errors import EventError
 
 State = dict[str, Any]
 
-FOLD_VERSION = 2
+FOLD_VERSION = 3
 """The version of this fold: bump it when a handler changes what state it computes, so that the
 snapshots an older fold wrote are not loaded (the run is folded again from its events)."""
 
@@ -117,6 +117,7 @@ def apply(state: State, record: EventRecord) -> State:
         new = _run_field(state, unreadable=[*state["run"].get("unreadable", []), record.seq])
     run = dict(new["run"])
     run["seq"] = record.seq
+    run["events"] = int(state["run"].get("events", 0)) + 1
     new["run"] = run
     return new
 
@@ -184,6 +185,7 @@ def _created(record: EventRecord) -> State:
             "message": "",
             "created_at": record.ts,
             "seq": record.seq,
+            "events": 1,
             "stop_requested": False,
             **({"argv": list(e.argv)} if e.argv else {}),
             **({"env": dict(e.env)} if e.env else {}),

@@ -433,6 +433,7 @@ class Recorder:
                     updated_at=max(r.ts for r in records if r.run_id == run_id),
                     message=run["message"],
                     last_seq=run["seq"],
+                    events=int(run.get("events", 0)),
                 )
             )
             if run["status"] in projection.RUN_ENDED:

@@ -45,6 +45,8 @@ class RunInfo:
     updated_at: float
     message: str = ""
     last_seq: int = 0
+    events: int = 0
+    """How many events the run has (``last_seq`` is a stream sequence, global across runs)."""
 
 
 @dataclass(frozen=True, slots=True)

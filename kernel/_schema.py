@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-HEAD_REVISION = "0003_replay"
+HEAD_REVISION = "0004_run_events"
 """The newest migration: start-up compares it with ``alembic_version`` and imports alembic only
 when the database is behind. A test checks it equals alembic's head."""
 
@@ -33,6 +33,8 @@ runs = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     # The seq of the newest event folded into this row: an upsert never moves it backwards.
     sa.Column("last_seq", sa.BigInteger, nullable=False),
+    # How many events the run has, as the fold counted them up to last_seq.
+    sa.Column("events", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index(None, "created_at"),
 )
 

@@ -282,6 +282,7 @@ def _run_info(row: Any) -> RunInfo:
         updated_at=m["updated_at"],
         message=m["message"],
         last_seq=m["last_seq"],
+        events=m["events"],
     )
 
 

@@ -35,7 +35,7 @@ from ._records import Batch, EventRecord, Fence, LogLine, RunInfo, Snapshot
 from .errors import LeaseLost, StoreError
 
 _EVENT_COLS = "seq, id, run_id, type, version, ts, source, body, input_seq"
-_RUN_COLS = "id, name, app_file, status, created_at, updated_at, message, last_seq"
+_RUN_COLS = "id, name, app_file, status, created_at, updated_at, message, last_seq, events"
 _SNAPSHOT_COLS = "run_id, seq, state, fold"
 _LOG_COLS = "seq, run_id, component, ts, stream, line"
 
@@ -43,7 +43,7 @@ _LOG_COLS = "seq, run_id, component, ts, stream, line"
 _RUN_UPDATE = (
     " ON CONFLICT (id) DO UPDATE SET name = excluded.name, app_file = excluded.app_file,"
     " status = excluded.status, updated_at = excluded.updated_at, message = excluded.message,"
-    " last_seq = excluded.last_seq WHERE excluded.last_seq >= runs.last_seq"
+    " last_seq = excluded.last_seq, events = excluded.events WHERE excluded.last_seq >= runs.last_seq"
 )
 _SNAPSHOT_UPDATE = " ON CONFLICT (run_id, seq) DO UPDATE SET state = excluded.state, fold = excluded.fold"
 
@@ -133,7 +133,7 @@ def _copy_insert(conn: Connection, table: str, cols: str, rows: list[tuple[Any, 
 def _statements(mark: str) -> dict[str, str]:
     return {
         "events": f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_marks(9, mark)}) ON CONFLICT DO NOTHING",
-        "runs": f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(8, mark)}){_RUN_UPDATE}",
+        "runs": f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(9, mark)}){_RUN_UPDATE}",
         "snapshots": f"INSERT INTO snapshots ({_SNAPSHOT_COLS}) VALUES ({_marks(4, mark)}){_SNAPSHOT_UPDATE}",
         "logs": f"INSERT INTO logs ({_LOG_COLS}) VALUES ({_marks(6, mark)}) ON CONFLICT DO NOTHING",
         "meta": f"INSERT INTO meta (key, value) VALUES ({_marks(2, mark)})"
@@ -171,7 +171,17 @@ def _run_rows(runs: list[RunInfo]) -> list[tuple[Any, ...]]:
         if old is None or r.last_seq >= old.last_seq:
             newest[r.id] = r
     return [
-        (r.id, r.name, r.app_file, r.status, float(r.created_at), float(r.updated_at), r.message, r.last_seq)
+        (
+            r.id,
+            r.name,
+            r.app_file,
+            r.status,
+            float(r.created_at),
+            float(r.updated_at),
+            r.message,
+            r.last_seq,
+            r.events,
+        )
         for r in newest.values()
     ]
 

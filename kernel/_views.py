@@ -36,6 +36,7 @@ def run_json(r: RunInfo) -> dict[str, Any]:
         "created_at": r.created_at,
         "updated_at": r.updated_at,
         "last_seq": r.last_seq,
+        "events": r.events,
         "app_file": r.app_file,
         "message": r.message,
     }
@@ -77,6 +78,7 @@ def run_from_json(d: dict[str, Any]) -> RunInfo:
         updated_at=d["updated_at"],
         message=d.get("message", ""),
         last_seq=d.get("last_seq", 0),
+        events=d.get("events", 0),
     )
 
 
@@ -109,9 +111,9 @@ def print_runs(client: Client, as_json: bool, limit: int) -> None:
     if not runs:
         print("no runs yet: `lightning-kernel run app app.py` starts one")
         return
-    print(f"{'RUN':<24} {'NAME':<20} {'STATUS':<12} {'STARTED':<19} {'EVENTS TO':>9}")
+    print(f"{'RUN':<24} {'NAME':<20} {'STATUS':<12} {'STARTED':<19} {'EVENTS':>9}")
     for r in runs:
-        print(f"{r.id:<24} {r.name[:20]:<20} {r.status:<12} {_ts(r.created_at):<19} {r.last_seq:>9}")
+        print(f"{r.id:<24} {r.name[:20]:<20} {r.status:<12} {_ts(r.created_at):<19} {r.events:>9}")
 
 
 def _summary(rec: Any) -> str:

@@ -51,6 +51,19 @@ def test_state_at_outside_the_runs_events_is_an_error_naming_them(lk) -> None:
     assert lk.state(quick["id"], at=first["seq"])["run"]["name"] == "quick"
 
 
+def test_runs_counts_each_runs_own_events(lk) -> None:
+    """Sequence numbers are shared by runs: a run's event count is not its last seq."""
+    for _ in range(2):
+        lk("run", "app", lk.app((EXAMPLES / "counter.py").read_text(), "counter.py"), check=True)
+    runs = lk.json_lines("runs")
+    assert runs[0]["last_seq"] > runs[0]["events"] > 0, runs[0]
+    for run in runs:
+        assert run["events"] == len(lk.json_lines("history", run["id"])), run
+    table = lk("runs", check=True).stdout.splitlines()
+    assert table[0].split()[-1] == "EVENTS"
+    assert [line.split()[-1] for line in table[1:]] == [str(r["events"]) for r in runs]
+
+
 def test_logs_of_an_unknown_component_names_the_runs_components(lk) -> None:
     lk("run", "app", lk.app((EXAMPLES / "counter.py").read_text(), "counter.py"), check=True)
     line = one_line_error(lk("logs", "latest", "root.nope"))

@@ -132,7 +132,7 @@ def test_schema_from_a_newer_release_is_refused_clearly(store_url: str) -> None:
 def test_a_database_at_0001_with_runs_upgrades_keeping_them(store_url: str) -> None:
     """A database written by a kernel from before the meta table keeps every row; the recorder then
     counts its newest event as its position (``_binding``)."""
-    from lightning_kernel._records import Batch, EventRecord, RunInfo
+    from lightning_kernel._records import EventRecord, RunInfo
 
     store = open_store(store_url)
     try:
@@ -152,15 +152,6 @@ def test_a_database_at_0001_with_runs_upgrades_keeping_them(store_url: str) -> N
             )
             for s in range(1, 6)
         ]
-        run = RunInfo(
-            id="r1",
-            name="old",
-            app_file="a.py",
-            status="succeeded",
-            created_at=1.0,
-            updated_at=2.0,
-            last_seq=5,
-        )
         with store.engine.begin() as conn:  # as a kernel of then wrote them: its columns only
             cols = "seq, id, run_id, type, version, ts, source, body"
             for e in events:
@@ -176,11 +167,16 @@ def test_a_database_at_0001_with_runs_upgrades_keeping_them(store_url: str) -> N
                         "src": e.source,
                     },
                 )
-        store.write(Batch(runs=[run]))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (id, name, app_file, status, created_at, updated_at, message, last_seq)"
+                    " VALUES ('r1', 'old', 'a.py', 'succeeded', 1.0, 2.0, '', 5)"
+                )
+            )
         store.upgrade()
         assert store.revision() == schema.HEAD_REVISION
         assert [(e.seq, e.input_seq) for e in store.events("r1")] == [(s, 0) for s in range(1, 6)]
-        assert store.run("r1").name == "old"
+        assert store.run("r1") == RunInfo("r1", "old", "a.py", "succeeded", 1.0, 2.0, "", 5, events=5)
         assert store.meta() == {} and store.max_seq() == 5
     finally:
         store.close()

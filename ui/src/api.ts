@@ -10,6 +10,8 @@ export interface Run {
   created_at: number;
   updated_at: number;
   last_seq: number;
+  /** How many events the run has (last_seq is a stream sequence, global across runs). */
+  events: number;
   app_file: string;
   message: string;
 }

@@ -71,7 +71,7 @@ export function RunsPage() {
                 <td class="mono">{r.id}</td>
                 <td>{time(r.created_at)}</td>
                 <td>{duration((RUN_ENDED.has(r.status) || r.status === "interrupted" ? r.updated_at : now) - r.created_at)}</td>
-                <td class="num">{r.last_seq}</td>
+                <td class="num">{r.events}</td>
               </tr>
             ))}
           </tbody>
