@@ -222,7 +222,17 @@ def test_an_attribute_is_plotted_from_its_history(page, served, shots):
     page.get_by_role("combobox", name="attribute to plot").select_option("loss")
     expect(page.locator(".charts [data-points]")).to_have_attribute("data-points", re.compile(r"^[1-9]\d+$"))
     expect(page.locator(".chart canvas")).to_be_visible()
+    chart = page.locator(".chart")
+    expect(chart).to_have_attribute("data-mark", "")  # live: no event marked
+    # Off live, the scrubber's event is marked on the chart (a line at its seq).
+    page.get_by_role("slider", name="time travel: the event shown").focus()
+    page.keyboard.press("ArrowLeft")
+    expect(page.get_by_role("button", name="● live")).to_have_attribute("aria-pressed", "false")
+    seq = page.locator(".scrub-at").get_attribute("data-seq")
+    expect(chart).to_have_attribute("data-mark", seq or "?")
     page.screenshot(path=str(shots / "chart.png"))
+    page.get_by_role("button", name="● live").click()
+    expect(chart).to_have_attribute("data-mark", "")
 
 
 def test_the_runs_page_lists_the_run_live(browser, served, shots):

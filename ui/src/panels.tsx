@@ -243,6 +243,14 @@ function Logs(props: { run: string; component: string }) {
   );
 }
 
+/** Where the scrubber's event falls on a chart over events (its seq) or over time (its time). */
+function markAt(timeline: Timeline, at: number | null, x: "seq" | "time"): number | null {
+  if (at === null) return null;
+  if (x === "seq") return at;
+  const e = timeline.events[timeline.countUpTo(at) - 1];
+  return e ? e.ts : null;
+}
+
 function Charts(props: { timeline: Timeline; state: State | null; name: string; version: number; at: number | null }) {
   const vars = props.state?.components[props.name]?.vars ?? {};
   const attrs = useMemo(() => numericAttributes(vars).map((p) => p.join(".")), [vars]);
@@ -278,7 +286,15 @@ function Charts(props: { timeline: Timeline; state: State | null; name: string; 
           {series?.value.length ?? 0} values
         </span>
       </div>
-      {series && <Chart title={`${props.name}.${chosen}`} xs={x === "seq" ? series.seq : series.ts} ys={series.value} time={x === "time"} />}
+      {series && (
+        <Chart
+          title={`${props.name}.${chosen}`}
+          xs={x === "seq" ? series.seq : series.ts}
+          ys={series.value}
+          time={x === "time"}
+          mark={markAt(props.timeline, props.at, x)}
+        />
+      )}
     </div>
   );
 }
