@@ -143,7 +143,14 @@ def test_flow_api_commands_and_frontend_surface():
     paths = {
         "lightning_kernel.api": ["Delete", "Get", "HttpMethod", "Post", "Put"],
         "lightning_kernel.commands": ["ClientCommand"],
-        "lightning_kernel.frontend": ["Frontend", "PanelFrontend", "StaticWebFrontend", "StreamlitFrontend"],
+        "lightning_kernel.frontend": [
+            "Frontend",
+            "JustPyFrontend",
+            "PanelFrontend",
+            "StaticWebFrontend",
+            "StreamlitFrontend",
+        ],
+        "lightning_kernel.frontend.just_py": ["JustPyFrontend"],
         "lightning_kernel.frontend.frontend": ["Frontend"],
         "lightning_kernel.frontend.web": ["StaticWebFrontend"],
         "lightning_kernel.frontend.stream_lit": ["StreamlitFrontend"],

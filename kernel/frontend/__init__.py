@@ -1,8 +1,9 @@
 """A flow's UI, as Lightning App's ``lightning.app.frontend``: what ``configure_layout()`` returns."""
 
 from .frontend import Frontend
+from .just_py import JustPyFrontend
 from .panel import PanelFrontend
 from .stream_lit import StreamlitFrontend
 from .web import StaticWebFrontend
 
-__all__ = ["Frontend", "PanelFrontend", "StaticWebFrontend", "StreamlitFrontend"]
+__all__ = ["Frontend", "JustPyFrontend", "PanelFrontend", "StaticWebFrontend", "StreamlitFrontend"]

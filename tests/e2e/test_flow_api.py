@@ -420,17 +420,21 @@ def test_serve_beyond_loopback_prefixes_runs_and_wants_the_token(lk):
 
 def test_frontends_name_their_missing_extra():
     from lightning_kernel.errors import MissingExtra
-    from lightning_kernel.frontend import PanelFrontend, StreamlitFrontend
+    from lightning_kernel.frontend import JustPyFrontend, PanelFrontend, StreamlitFrontend
     from lightning_kernel.frontend.stream_lit import StreamlitFrontend as Same
     from lightning_kernel.frontend.web import StaticWebFrontend
 
     assert Same is StreamlitFrontend and StaticWebFrontend("ui").serve_dir == "ui"
-    for cls, package in ((StreamlitFrontend, "streamlit"), (PanelFrontend, "panel")):
+    for cls, package, install in (
+        (StreamlitFrontend, "streamlit", "lightning-kernel\\[streamlit\\]"),
+        (PanelFrontend, "panel", "lightning-kernel\\[panel\\]"),
+        (JustPyFrontend, "justpy", "justpy"),
+    ):
         try:
             __import__(package)
         except ImportError:
             with pytest.raises(
-                MissingExtra, match=f"needs {package}.*pip install 'lightning-kernel\\[{package}\\]'"
+                MissingExtra, match=f"{cls.__name__} needs {package}.*pip install '{install}'"
             ):
                 cls(lambda state: None)
         else:
