@@ -165,6 +165,8 @@ class TracerPythonScript(LightningWork):
         before = os.getcwd()
         os.chdir(code_dir)
         res: dict[str, Any] = {}
+        grouped = _in_process_group()
+        ranks = {k: os.environ.get(k) for k in _DDP_ENV}
         try:
             with added_env(self.env):
                 res = self._run_tracer(script, init_globals)
@@ -173,6 +175,8 @@ class TracerPythonScript(LightningWork):
         finally:
             os.chdir(before)
             sys.stdout.flush()
+            if not grouped and _in_process_group():
+                _leave_process_group(ranks)
         self.on_after_run(res)
 
     def _run_tracer(self, script: str, init_globals: dict[str, Any]) -> dict[str, Any]:
@@ -189,6 +193,31 @@ class TracerPythonScript(LightningWork):
         self.drive.get(self.code_name)
         with tarfile.open(self.code_name, "r:gz") as tar:
             tar.extractall(code_dir, filter="data")
+
+
+def _in_process_group() -> bool:
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and dist.is_available() and dist.is_initialized()
+
+
+_DDP_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+"""What a multi-process Trainer's launcher sets in rank 0's environment."""
+
+
+def _leave_process_group(ranks: dict[str, str | None]) -> None:
+    """The script trained with several processes (``Trainer(strategy="ddp", devices=2)``): its other
+    ranks leave the process group as their processes exit, and so must rank 0, this worker, which
+    lives on after the script (gloo logged "received errors ... from rank 0" on the other ranks).
+    The ranks its launcher put in the environment go too (``ranks``: as they were before the
+    script), or the next run of the script would take this worker for a rank that was launched."""
+    from lightning_kernel.trainer._strategy import _leave_process_group as leave
+
+    leave()
+    for key, value in ranks.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 __all__ = ["TracerPythonScript"]

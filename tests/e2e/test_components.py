@@ -79,6 +79,48 @@ def test_a_traced_script_hands_its_files_to_another_work(lk):
     assert kinds.count("path.transferred") >= 2  # the file, and the glob's files
 
 
+DDP_SCRIPT = """
+import torch.distributed as dist
+from lightning_kernel.trainer import Trainer
+from lightning_kernel.trainer.demos.boring_classes import BoringModel
+
+trainer = Trainer(max_steps=2, accelerator="cpu", devices=2, strategy="ddp", logger=False,
+                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+trainer.fit(BoringModel())
+print(f"world {dist.get_world_size()} at rank {trainer.global_rank}", flush=True)
+"""
+
+DDP_APP = """
+from lightning_kernel import LightningApp, LightningFlow
+from lightning_kernel.components import TracerPythonScript
+
+class Flow(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.train = TracerPythonScript("ddp.py", cache_calls=False)
+        self.runs = 0
+    def run(self):
+        if self.runs < 2 and not self.train.is_running:
+            self.runs += 1
+            self.train.run(restart_count=self.runs)
+        elif self.train.has_succeeded and self.train.restart_count == 2:
+            self.stop("trained twice in one worker")
+
+app = LightningApp(Flow())
+"""
+
+
+def test_a_traced_ddp_script_leaves_its_process_group_so_the_worker_can_train_again(lk):
+    (lk.dir / "ddp.py").write_text(textwrap.dedent(DDP_SCRIPT))
+    proc = lk("run", "app", lk.app(DDP_APP), timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "trained twice in one worker"
+    assert proc.stdout.count("world 2 at rank 0") == 2, proc.stdout
+    assert "received errors" not in proc.stderr, proc.stderr  # gloo, when rank 0 never left its group
+    started = [e for e in lk.json_lines("history", "latest") if e["type"] == "work.worker_started"]
+    assert len(started) == 1, "both calls in the one worker"
+
+
 FAIL = """
 import os, sys
 print("script sees", sys.argv[1:], os.environ["SCRIPT_KEY"])
