@@ -112,9 +112,11 @@ def test_resume_then_fork_at_an_event_from_the_page(browser, interrupted_on_a_se
             if e["type"] == "work.state_changed" and e["body"]["changes"].get("n") == 3
         )
         page.get_by_role("button", name="events", exact=True).click()
+        length = page.locator("header .run-duration").inner_text()
         row = page.locator(f'.event-row[data-seq="{at}"]')
         row.click()
         expect(row).to_have_class(re.compile(r"\bon\b"))
+        expect(page.locator("header .run-duration")).to_have_text(length)  # the run's, not the event's
         fork = page.get_by_role("button", name=f"Fork at #{at}")
         fork.click()
         expect(dialog).to_contain_text(f"up to #{at}")

@@ -131,7 +131,12 @@ export function RunPage({ id }: { id: string }) {
         <span class="mono muted">{runId}</span>
         <Badge status={status} />
         {info && <span class="muted">{time(info.created_at)}</span>}
-        {head && <span class="muted">{duration((ended ? (current?.ts ?? 0) : Date.now() / 1000) - head.run.createdAt)}</span>}
+        {head && (
+          <span class="muted run-duration">
+            {/* the run's own length: to its last event once it is not running, whatever event is shown */}
+            {duration((status === "running" ? Date.now() / 1000 : (events[events.length - 1]?.ts ?? 0)) - head.run.createdAt)}
+          </span>
+        )}
         <span class={`stream ${streaming}`} data-stream={streaming}>
           {streaming}
         </span>
