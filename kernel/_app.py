@@ -100,7 +100,35 @@ def exec_file(path: str, name: str, argv: list[str] | None = None) -> types.Modu
             sys.modules["__main__"] = saved_main
         module.__name__ = name
     _rehome(module, name)
+    _importable(name, path)
     return module
+
+
+def _importable(name: str, path: str) -> None:
+    """Let a process that this one spawns import the file as module ``name``: what the file defines
+    is known by that name, and ``multiprocessing``'s spawn (``torch.multiprocessing.spawn`` of a
+    function in the app file, as Lightning App's PyTorch examples do) pickles functions by it. A
+    spawned child gets this process's ``sys.path``, where a folder of this host's code cache holds
+    ``name.py``, a link to the file; importing it runs the file as a module (not ``__main__``), as
+    spawn runs ``__main__``. ``name`` has the hash of the file's path: one link per app file, kept
+    (a per-process folder would be left behind by every worker, which ends with ``os._exit``)."""
+    from ._code import cache_dir
+
+    folder = os.path.join(cache_dir(), ".modules")
+    alias = os.path.join(folder, f"{name}.py")
+    target = os.path.abspath(path)
+    try:
+        if not (os.path.islink(alias) and os.readlink(alias) == target):
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            fresh = f"{alias}.{os.getpid()}.tmp"
+            if os.path.lexists(fresh):
+                os.remove(fresh)
+            os.symlink(target, fresh)
+            os.replace(fresh, alias)  # atomic: a process importing it meanwhile sees one link or the other
+    except OSError:
+        return  # a read-only cache: the app runs, only spawning a function of it cannot work
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def _rehome(module: types.ModuleType, name: str) -> None:

@@ -72,3 +72,57 @@ def test_the_file_is_main_and_its_classes_keep_one_name(lk):
     proc = lk("run", "app", app, check=True)
     assert "as main: True" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("module True main lk_app_")
+
+
+def test_a_work_spawns_processes_running_a_function_of_the_app_file(lk):
+    """multiprocessing's spawn (torch.multiprocessing.spawn, as Lightning App's DDP example uses it)
+    pickles the function by its module's name: a fresh process imports the app file under it."""
+    app = lk.app(
+        """
+        import multiprocessing
+
+        from lightning_kernel import LightningApp, LightningFlow, LightningWork
+
+
+        def square(rank, out):
+            out.put((rank, rank * rank, __name__))
+
+
+        class Spawner(LightningWork):
+            def __init__(self):
+                super().__init__()
+                self.squares = []
+
+            def run(self):
+                ctx = multiprocessing.get_context("spawn")
+                out = ctx.Queue()
+                procs = [ctx.Process(target=square, args=(r, out)) for r in range(2)]
+                for p in procs:
+                    p.start()
+                got = sorted(out.get(timeout=60) for _ in procs)
+                for p in procs:
+                    p.join()
+                    assert p.exitcode == 0, p.exitcode
+                self.squares = [sq for _, sq, _ in got]
+                print("children knew the file as", {name.startswith("lk_app_") for _, _, name in got})
+
+
+        class Root(LightningFlow):
+            def __init__(self):
+                super().__init__()
+                self.spawner = Spawner()
+
+            def run(self):
+                self.spawner.run()
+                if self.spawner.has_succeeded:
+                    self.stop(f"squares {self.spawner.squares}")
+
+
+        if __name__ == "__main__":
+            app = LightningApp(Root())
+        """
+    )
+    proc = lk("run", "app", app, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "children knew the file as {True}" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "squares [0, 1]"
