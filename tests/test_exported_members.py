@@ -66,12 +66,23 @@ def test_components_and_lightning_app_module_paths():
     import lightning_kernel.utilities.tracer
 
     assert lightning_kernel.components.__all__ == [
+        "Category",
+        "FabricMultiNode",
+        "Image",
+        "LightningTrainerMultiNode",
+        "LightningTrainerScript",
+        "MultiNode",
+        "Number",
         "PopenPythonScript",
+        "PyTorchLightningScriptRunner",
+        "PyTorchSpawnMultiNode",
         "PythonServer",
         "ServeGradio",
         "ServeStreamlit",
+        "Text",
         "TracerPythonScript",
     ]
+    assert lightning_kernel.components.Image is lightning_kernel.components.serve.Image
     assert lightning_kernel.components.python.__all__ == ["PopenPythonScript", "TracerPythonScript"]
     assert lightning_kernel.components.serve.__all__ == [
         "Category",
@@ -111,6 +122,17 @@ def test_components_and_lightning_app_module_paths():
         "lightning_kernel.components.python.popen": ["PopenPythonScript"],
         "lightning_kernel.components.serve.gradio_server": ["ServeGradio"],
         "lightning_kernel.components.serve.streamlit": ["ServeStreamlit"],
+        "lightning_kernel.components.multi_node": [
+            "FabricMultiNode",
+            "LightningTrainerMultiNode",
+            "MultiNode",
+            "PyTorchSpawnMultiNode",
+        ],
+        "lightning_kernel.components.multi_node.base": ["MultiNode"],
+        "lightning_kernel.components.multi_node.fabric": ["FabricMultiNode"],
+        "lightning_kernel.components.multi_node.pytorch_spawn": ["PyTorchSpawnMultiNode"],
+        "lightning_kernel.components.multi_node.trainer": ["LightningTrainerMultiNode"],
+        "lightning_kernel.components.training": ["LightningTrainerScript", "PyTorchLightningScriptRunner"],
         "lightning_kernel.core.app": ["LightningApp"],
         "lightning_kernel.core.flow": ["LightningFlow"],
         "lightning_kernel.core.work": ["LightningWork"],
