@@ -246,9 +246,13 @@ def routes(server: Server) -> tuple[list[Any], Any]:
         return HTMLResponse(run_page(None, info.id))
 
     def ui(request: Request, driver: RunDriver, flow_name: str, rest: str, trailing: bool) -> Response:
+        from ._frontend_serve import page_of
         from .frontend import StaticWebFrontend
 
         flow = driver.app.components.get(flow_name)
+        own_server = page_of(flow)  # a StreamlitFrontend's or PanelFrontend's: the way to its server
+        if own_server is not None:
+            return own_server
         frontend = frontend_of(flow) if flow is not None else None
         if flow is None or not isinstance(frontend, StaticWebFrontend):
             return failed(404, f"run {driver.run_id} has no static frontend for {flow_name!r}")

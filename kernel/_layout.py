@@ -8,6 +8,10 @@
   frontend);
 - nothing: a tab per Work that serves (has a ``url``).
 
+A ``StreamlitFrontend`` or ``PanelFrontend`` has a server of its own, started by the kernel with the
+run's HTTP server (``_frontend_serve``): its tab frames ``/runs/<run>/ui/<flow>/``, which leads to that
+server, and says so when the server ended.
+
 The layout is read from the live objects of the run each time the page is asked for, so a Work's
 ``url`` appears as soon as the Work reported it (the page reloads itself while a tab waits for one).
 A static frontend's files are served from its folder only: a path that resolves (links followed)
@@ -24,14 +28,19 @@ from typing import Any
 
 from ._flow import LightningFlow, configured
 from ._work import LightningWork
-from .frontend import Frontend, StaticWebFrontend
+from .frontend import Frontend, PanelFrontend, StaticWebFrontend, StreamlitFrontend
+
+SERVED_KINDS = (StreamlitFrontend, PanelFrontend)
+"""The frontends that a server of their own serves (``_frontend_serve``)."""
+ServedFrontend = StreamlitFrontend | PanelFrontend
 
 
 @dataclass(frozen=True)
 class Tab:
     name: str
     kind: str
-    """``frontend`` (a static frontend of ours), ``url``, ``work``, or ``note`` (nothing to frame)."""
+    """``frontend`` (a frontend of ours: static files, or the way to its own server), ``url``, ``work``,
+    or ``note`` (nothing to frame)."""
     url: str = ""
     note: str = ""
 
@@ -96,6 +105,31 @@ def tabs_of(app: Any, prefix: str, state: dict[str, Any] | None = None) -> list[
     return tabs
 
 
+def live_frontends(app: Any) -> list[tuple[LightningFlow, ServedFrontend]]:
+    """The frontends of ``app``'s layout that need a server of their own, with their flows: the root
+    flow's, and those of the flows its tabs show. A ``configure_layout()`` that raises gives none
+    (its tab says why)."""
+    root = app.root
+    try:
+        got = configured(root, "configure_layout") if isinstance(root, LightningFlow) else None
+    except Exception:
+        return []
+    if isinstance(got, Frontend):
+        got.flow = root
+        return [(root, got)] if isinstance(got, SERVED_KINDS) else []
+    found: list[tuple[LightningFlow, ServedFrontend]] = []
+    entries = [got] if isinstance(got, dict) else got if isinstance(got, (list, tuple)) else []
+    for entry in entries:
+        content = entry.get("content") if isinstance(entry, dict) else None
+        try:
+            frontend = frontend_of(content) if isinstance(content, LightningFlow) else content
+        except Exception:
+            continue
+        if isinstance(frontend, SERVED_KINDS) and isinstance(frontend.flow, LightningFlow):
+            found.append((frontend.flow, frontend))
+    return found
+
+
 def _tab(name: str, content: Any, prefix: str, state: dict[str, Any] | None) -> Tab:
     if isinstance(content, LightningWork):
         url = work_url(content, state)
@@ -120,6 +154,15 @@ def _tab(name: str, content: Any, prefix: str, state: dict[str, Any] | None) -> 
 def _frontend_tab(name: str, frontend: Frontend, flow: LightningFlow, prefix: str) -> Tab:
     if isinstance(frontend, StaticWebFrontend):
         return Tab(name, "frontend", f"{prefix}/ui/{flow.name}/")
+    if isinstance(frontend, SERVED_KINDS):
+        from ._frontend_serve import served
+
+        server = served(flow)
+        if server is None:
+            why = "servers start once per run, with its HTTP server, for the flows of its layout then"
+            return Tab(name, "note", note=f"{type(frontend).__name__} of {flow.name} has no server: {why}")
+        ended = server.ended()
+        return Tab(name, "note", note=ended) if ended else Tab(name, "frontend", f"{prefix}/ui/{flow.name}/")
     return Tab(
         name,
         "note",

@@ -46,6 +46,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from . import _frontend_serve
 from ._api_guard import DEFAULT_MAX_BODY, is_loopback
 from ._config import Config
 from ._kernel import Kernel
@@ -168,6 +169,7 @@ class Server:
     def _host(self, driver: Any) -> None:
         task = asyncio.ensure_future(driver.run())
         self.tasks[driver.run_id] = task
+        _frontend_serve.start(self, driver)  # its StreamlitFrontend/PanelFrontend servers
 
         def done(_: Any) -> None:
             self.tasks.pop(driver.run_id, None)
@@ -176,7 +178,10 @@ class Server:
         task.add_done_callback(done)
 
     async def _let_go(self, driver: Any) -> None:
-        """A run's driver ended (the run ended, or a fault aborted it): stop its Works, free its lease."""
+        """A run's driver ended (the run ended, or a fault aborted it): stop its Works and frontends'
+        servers, free its lease."""
+        with contextlib.suppress(Exception):
+            await _frontend_serve.stop(self, driver.run_id)
         if driver.aborted.done():
             fault = driver.aborted.result()
             print(f"run {driver.run_id} interrupted: {fault}", flush=True)
@@ -191,6 +196,8 @@ class Server:
     async def stop(self) -> None:
         self.remove_address()
         await self.gateway.close()
+        with contextlib.suppress(Exception):
+            await _frontend_serve.stop(self)
         for run_id, task in list(self.tasks.items()):
             driver = self.kernel.runs.get(run_id)
             task.cancel()
@@ -272,6 +279,8 @@ class RunServer:
         )
         server.default_run = self.run_id
         server.write_token()
+        # Its StreamlitFrontend/PanelFrontend servers, now that their state API has a port.
+        _frontend_serve.start(server, self.kernel.runs[self.run_id])
         announce = self._announce
         exiting = self._exiting
 
@@ -340,6 +349,8 @@ class RunServer:
         if self.server is not None:
             self.server.stopping.set()
             self.server.remove_address()
+            with contextlib.suppress(Exception):
+                await _frontend_serve.stop(self.server)
         if self._uv is not None and not self.task.done():
             self._uv.should_exit = True
             self._exiting.set()

@@ -2,10 +2,16 @@
 
 As in Lightning App, ``run()`` starts ``streamlit run`` in a subprocess on a small script
 (``_streamlit_page``) that imports the Work's class from its file, makes an instance holding the
-Work's state as it was when the server started (Lightning App read it live through its REST API:
-not done here yet), builds the model once per session (``build_model()``, then ``self.model``) and
-calls ``render()``. streamlit is an optional dependency: making a ServeStreamlit without it raises
-``ModuleNotFoundError`` saying ``pip install streamlit``.
+Work's state as it was when the server started, builds the model once per session (``build_model()``,
+then ``self.model``) and calls ``render()``. streamlit is an optional dependency: making a
+ServeStreamlit without it raises ``ModuleNotFoundError`` saying ``pip install streamlit``.
+
+Lightning App's page read the Work's state live through the app's REST API, as a flow's
+``StreamlitFrontend`` does here (``_frontend_serve``); this one does not. Its reads would mostly not
+differ (the Work's state changes in its own process, whose ``run()`` waits on the server meanwhile),
+and what would is out of reach: the worker, which may be on another host, is not told the run's HTTP
+server or its token, and the state API sets flows' attributes only, not a Work's, so ``render()``
+setting one changes its own copy.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ class Frontend:
         self.flow: Any = None
 
     def start_server(self, host: str, port: int, root_path: str = "") -> None:
-        """Lightning App started a server per frontend; the kernel's own server serves them."""
+        """Lightning App's hook, not called here: the kernel's own server serves a static frontend, and
+        the kernel that hosts the run starts the server of a ``StreamlitFrontend`` or ``PanelFrontend``
+        (``_frontend_serve``), with the run's HTTP server, and stops it with the run."""
 
     def stop_server(self) -> None:
         """See ``start_server``."""

@@ -1,14 +1,23 @@
-"""``StreamlitFrontend``: a flow's UI written with Streamlit (needs streamlit)."""
+"""``StreamlitFrontend``: a flow's UI written with Streamlit (needs streamlit).
+
+The kernel that hosts the run serves it, as Lightning App did: ``streamlit run`` on a small launcher
+(``_launcher_streamlit``) that calls ``render_fn(state)`` at each rerun, ``state`` the flow's
+``AppState``; ``_frontend_serve`` starts and stops that server.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import MissingExtra
 from .frontend import Frontend
+
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher_streamlit.py")
 
 
 class StreamlitFrontend(Frontend):
@@ -25,6 +34,19 @@ class StreamlitFrontend(Frontend):
                 "process of its own, where the flow object is not"
             )
         self.render_fn = render_fn
+
+    def _lk_render(self) -> Callable[..., Any]:
+        """The function the server's launcher imports and calls."""
+        return self.render_fn
+
+    def _lk_server(self, port: int) -> tuple[list[str], str]:
+        """The command that serves this UI on 127.0.0.1:``port``, and the path of its page there."""
+        command = [sys.executable, "-m", "streamlit", "run", LAUNCHER, "--server.headless", "true"]
+        command += ["--server.address", "127.0.0.1", "--server.port", str(port)]
+        # No watcher of the launcher's folder (the package's: nothing there changes), and no usage
+        # statistics sent from the page.
+        command += ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+        return command, "/"
 
 
 __all__ = ["StreamlitFrontend"]
