@@ -5,6 +5,7 @@ Write ``LightningFlow`` and ``LightningWork`` classes as in Lightning App, then
 """
 
 from ._app import LightningApp
+from ._build_config import BuildConfig
 from ._compute import CloudCompute
 from ._flow import LightningFlow
 from ._sdk import Client
@@ -13,6 +14,7 @@ from ._work import LightningWork
 from .storage import Drive, Path, Payload
 
 __all__ = [
+    "BuildConfig",
     "Client",
     "CloudCompute",
     "Drive",

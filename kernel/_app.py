@@ -66,10 +66,15 @@ def describe(comp: Component) -> dict[str, Any]:
     return {"kind": "structure" if is_structure(comp) else "flow", "vars": comp._lk_vars(), "spec": {}}
 
 
+LOADING: list[str] = []
+"""The app files ``exec_file`` is running now (innermost last): ``MultiProcessRuntime.dispatch()``
+called by one of them is the kernel loading the app, not a user starting it."""
+
+
 def exec_file(path: str, name: str, argv: list[str] | None = None) -> types.ModuleType:
     """Run the Python file ``path`` as Lightning App runs an app file: as ``__main__`` (its ``if
     __name__ == "__main__":`` blocks run), with ``sys.argv`` its path and ``argv`` (``run app
-    --app_args``), and its folder on ``sys.path`` so the modules beside it import too. It is then
+    --app_args``), and its folder at the end of ``sys.path`` so the modules beside it import too. It is then
     module ``name``: what it defines is renamed from ``__main__`` to ``name``, so that the kernel and
     every worker know its classes by one name. A file that fails to run is not left in ``sys.modules``.
     """
@@ -84,17 +89,21 @@ def exec_file(path: str, name: str, argv: list[str] | None = None) -> types.Modu
     sys.modules[name] = module
     folder = os.path.dirname(path)
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        # Appended, as Lightning App did: an app file named like a package it imports (xgboost.py
+        # doing `from xgboost import ...`, a sample of its docs) gets the package, not itself.
+        sys.path.append(folder)
     saved_argv, saved_main = sys.argv, sys.modules.get("__main__")
     sys.argv = [path, *(argv or [])]
     # While it runs, the file is __main__ for what looks it up there (dataclasses, pydantic, pickle).
     sys.modules["__main__"] = module
+    LOADING.append(path)
     try:
         exec(code, module.__dict__)
     except BaseException:
         del sys.modules[name]
         raise
     finally:
+        LOADING.pop()
         sys.argv = saved_argv
         if saved_main is not None:
             sys.modules["__main__"] = saved_main

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._build_config import BuildConfig
 from ._component import Component
 from ._compute import CloudCompute
 from ._status import FINISHED_STAGES, WorkStageStatus, WorkStatus
@@ -156,6 +157,15 @@ class LightningWork(Component):
         self._lk_port: int | None = port
         self._lk_endpoint: dict[str, Any] = {}
         self._lk_display = ""
+        self._lk_build: dict[str, Any] = {}
+        for key in ("local_build_config", "cloud_build_config"):
+            config = kwargs.get(key)
+            if config is None:
+                continue
+            if not isinstance(config, BuildConfig):
+                raise TypeError(f"LightningWork({key}=...) must be a BuildConfig, got {config!r}")
+            config.on_work_init(self, self._cloud_compute)
+            self._lk_build[key] = config
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -244,6 +254,15 @@ class LightningWork(Component):
     @property
     def start_with_flow(self) -> bool:
         return self._start_with_flow
+
+    @property
+    def cloud_build_config(self) -> BuildConfig:
+        """Lightning App's: how its cloud built the Work's environment (kept, not acted on: ``_build_config``)."""
+        return self._lk_build.get("cloud_build_config") or BuildConfig()
+
+    @property
+    def local_build_config(self) -> BuildConfig:
+        return self._lk_build.get("local_build_config") or BuildConfig()
 
     # -- where the Work serves (set by its worker before run(); the flow sees it from the log) ------
 

@@ -11,6 +11,7 @@ import lightning_kernel.executors
 
 def test_sdk_exports():
     assert lightning_kernel.__all__ == [
+        "BuildConfig",
         "Client",
         "CloudCompute",
         "Drive",

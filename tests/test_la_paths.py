@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ REEXPORTS = {
     "lightning_kernel.storage.payload": {"Payload"},
     "lightning_kernel.storage.mount": {"Mount"},
     "lightning_kernel.utilities.packaging.cloud_compute": {"CloudCompute"},
+    "lightning_kernel.utilities.packaging.build_config": {"BuildConfig"},
 }
 
 
@@ -219,10 +221,10 @@ def test_a_script_exit_code_fails_the_work(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("cls", "extra"), [("ServeGradio", "gradio"), ("ServeStreamlit", "streamlit")])
-def test_serving_helpers_name_the_extra_they_need(cls, extra):
-    if importlib.util.find_spec(extra) is not None:
-        pytest.skip(f"{extra} is installed here")
+def test_serving_helpers_name_the_extra_they_need(cls, extra, monkeypatch):
     import lightning_kernel.components as components
+
+    monkeypatch.setitem(sys.modules, extra, None)  # how the import system says it is not there
 
     class Served(getattr(components, cls)):  # type: ignore[misc]
         inputs = outputs = "text"
@@ -238,3 +240,32 @@ def test_serving_helpers_name_the_extra_they_need(cls, extra):
 
     with pytest.raises(ModuleNotFoundError, match=f"pip install {extra}"):
         Served()
+
+
+def test_build_config_is_kept_with_the_work_and_reads_the_requirements_beside_it(tmp_path):
+    from lightning_kernel import BuildConfig
+
+    (tmp_path / "requirements.txt").write_text(
+        "flask>=2  # the server\n\nhttps://example.com/x.whl\nlocust\n"
+    )
+    (tmp_path / "work_mod.py").write_text(
+        "from lightning_kernel import LightningWork\n"
+        "class Served(LightningWork):\n"
+        "    def run(self):\n"
+        "        pass\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from work_mod import Served  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    work = Served(cloud_build_config=BuildConfig(), local_build_config=BuildConfig(["torch"], image="x:1"))
+    assert work.cloud_build_config.requirements == ["flask>=2", "locust"]  # from the file beside the Work
+    assert work.local_build_config == BuildConfig(["torch"], image="x:1")
+    assert Served().cloud_build_config == BuildConfig()
+    with pytest.raises(TypeError, match=re.escape("cloud_build_config=...) must be a BuildConfig, got 'x'")):
+        Served(cloud_build_config="x")
+    with pytest.raises(
+        TypeError, match=re.escape("requirements=...) must be a list of strings, got 'flask'")
+    ):
+        BuildConfig("flask")  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 ARGS = """
 import os
 from argparse import ArgumentParser
@@ -126,3 +128,70 @@ def test_a_work_spawns_processes_running_a_function_of_the_app_file(lk):
     assert proc.returncode == 0, proc.stderr
     assert "children knew the file as {True}" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "squares [0, 1]"
+
+
+def test_an_app_file_named_like_a_package_it_imports_gets_the_package(lk):
+    """Its folder goes at the end of sys.path, as Lightning App put it (a docs sample is xgboost.py).
+    In a folder of its own: ``python -m`` (the tests' way to run the command) puts the cwd first."""
+    (lk.dir / "apps").mkdir()
+    app = lk.app(
+        """
+        from croniter import croniter
+
+        from lightning_kernel import LightningApp, LightningFlow
+
+        class Root(LightningFlow):
+            def run(self):
+                self.stop(f"next {croniter('0 6 * * *', 0).get_next(float):.0f}")
+
+        app = LightningApp(Root())
+        """,
+        name="apps/croniter.py",
+    )
+    proc = lk("run", "app", app, "--no-ui", check=True)
+    assert proc.stdout.strip().splitlines()[-1].startswith("next ")
+
+
+DISPATCHED = """
+from lightning_kernel import LightningApp, LightningFlow, LightningWork
+from lightning_kernel.runners import MultiProcessRuntime
+
+
+class Hello(LightningWork):
+    def run(self, who):
+        print(f"hello {who}")
+
+
+class Root(LightningFlow):
+    def __init__(self):
+        super().__init__()
+        self.hello = Hello()
+
+    def run(self):
+        self.hello.run("runtime")
+        if self.hello.has_succeeded:
+            self.stop("dispatched")
+
+
+app = LightningApp(Root())
+MultiProcessRuntime(app, start_server=False).dispatch()
+print("after dispatch")
+"""
+
+
+def test_multi_process_runtime_dispatch_runs_the_app_from_python_app_py(lk):
+    """Lightning App's debugging guide: `python app.py` with MultiProcessRuntime(app).dispatch() at its
+    end runs the app (the flow in this process); under the kernel's own loading it does nothing."""
+    import subprocess
+
+    app = lk.app(DISPATCHED)
+    proc = subprocess.run(
+        [sys.executable, app], capture_output=True, text=True, env=lk.env, cwd=lk.dir, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "hello runtime" in proc.stdout and "dispatched" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "after dispatch"
+    [run] = lk.json_lines("runs")
+    assert run["status"] == "succeeded"
+    again = lk("run", "app", app, "--no-ui", check=True)  # the kernel runs it: dispatch() is a no-op
+    assert again.stdout.count("hello runtime") == 1
