@@ -3,7 +3,8 @@ file runs the app when the file is run with ``python app.py`` (under an IDE's de
 App's debugging guide does it), exactly as ``lightning-kernel run app app.py`` would: the embedded
 kernel runs the file again, as ``__main__``, and the flow runs in this process, so a breakpoint in
 ``root.run()`` stops there. When the kernel itself runs the file (``run app``, a worker, a resume),
-``dispatch()`` does nothing: the kernel runs the app.
+``dispatch()`` does nothing: the kernel runs the app. The file run is the one that defines the app's
+root flow, so ``dispatch()`` called from elsewhere (a test function) runs it too.
 """
 
 from __future__ import annotations
@@ -39,13 +40,7 @@ class MultiProcessRuntime:
         """Run the app to its end (a failed run exits with its code), unless the kernel is loading it."""
         if LOADING:
             return
-        main = sys.modules.get("__main__")
-        app_file = getattr(main, "__file__", None)
-        if not app_file or not os.path.isfile(app_file):
-            raise RuntimeError(
-                "MultiProcessRuntime(app).dispatch() runs the app file it is called from: call it at the "
-                "end of that file and run it with `python app.py` (or `lightning-kernel run app app.py`)"
-            )
+        app_file = self._app_file()
         from ._config import Config
         from ._embedded import run_embedded
 
@@ -60,6 +55,23 @@ class MultiProcessRuntime:
         )
         if code:
             sys.exit(code)
+
+    def _app_file(self) -> str:
+        """The file that defines the app's root flow, which the kernel runs (and every worker): it must
+        make the app at its top level, as ``lightning-kernel run app`` needs."""
+        import inspect
+
+        try:
+            path = inspect.getfile(type(self.app.root))
+        except (TypeError, OSError):
+            path = ""
+        if not path or not os.path.isfile(path):
+            raise RuntimeError(
+                "MultiProcessRuntime(app).dispatch() runs the file that defines the app's root flow, and "
+                f"{type(self.app.root).__qualname__} comes from no file; run an app file with "
+                "`lightning-kernel run app app.py`"
+            )
+        return os.path.abspath(path)  # one without an app at its top level: the kernel says so
 
 
 __all__ = ["MultiProcessRuntime"]
