@@ -108,6 +108,7 @@ def test_components_and_lightning_app_module_paths():
         "EmptyWork",
         "EventStoreContract",
         "ExecutorContract",
+        "run_app_in_cloud",
     ]
     assert lightning_kernel.utilities.app_helpers.__all__ == ["pretty_state"]
     assert lightning_kernel.utilities.enum.__all__ == [

@@ -269,3 +269,12 @@ def test_build_config_is_kept_with_the_work_and_reads_the_requirements_beside_it
         TypeError, match=re.escape("requirements=...) must be a list of strings, got 'flask'")
     ):
         BuildConfig("flask")  # type: ignore[arg-type]
+
+
+def test_run_app_in_cloud_imports_and_says_there_is_no_cloud():
+    from lightning_kernel.testing import run_app_in_cloud
+
+    with pytest.raises(
+        RuntimeError, match=re.escape("run_app_in_cloud('docs/app') ran the app in Lightning AI")
+    ):
+        run_app_in_cloud("docs/app")
