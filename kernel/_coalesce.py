@@ -86,9 +86,18 @@ class Coalescer:
         self._generation = 0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     def add(self, changes: dict[str, Any]) -> None:
         """Merge ``changes``; raises ``KernelError`` (naming the Work) when they alone are too big."""
+        if self._thread is None:
+            # Before the change is timed: starting a thread waits for it, which is no pause of the
+            # Work (under load that wait passed GAP_S, and a first burst was split in two).
+            with self._starting:
+                if self._thread is None:
+                    sender = threading.Thread(target=self._send_loop, name="lk-coalesce", daemon=True)
+                    sender.start()
+                    self._thread = sender
         now, switches = time.perf_counter(), self._switches()
         with self._lock:
             merged = {**self._pending, **changes}
@@ -110,9 +119,6 @@ class Coalescer:
             self._last = now
             self._last_switches = switches
             self._generation += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._send_loop, name="lk-coalesce", daemon=True)
-                self._thread.start()
         self._wake.set()
 
     def flush(self) -> None:
