@@ -138,7 +138,7 @@ def test_serve_resumes_its_runs_after_a_restart(lk):
     url = f"http://127.0.0.1:{port}"
     app = lk.app((EXAMPLES / "counter.py").read_text().replace(">= 5", ">= 40"))
     first = lk.popen("serve", "--port", str(port))
-    wait_port(port, timeout=30)
+    wait_port(port, timeout=30, proc=first)
     follower = lk.popen("run", "app", app, "--server", url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -153,7 +153,7 @@ def test_serve_resumes_its_runs_after_a_restart(lk):
     follower.wait(timeout=30)
     second = lk.popen("serve", "--port", str(port))
     try:
-        wait_port(port, timeout=30)
+        wait_port(port, timeout=60, proc=second)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             status = get(f"{url}/api/runs")[0]["status"]
