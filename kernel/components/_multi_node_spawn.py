@@ -5,11 +5,10 @@ one per CUDA device, or one on a machine without CUDA, as in Lightning App. Loca
 ``n`` is global rank ``n * nprocs + r`` of a world of ``num_nodes * nprocs`` processes.
 
 The processes are fresh interpreters, so the Work goes to them pickled (cloudpickle, without what ties
-it to the worker). The app file's module, which the worker imported under the kernel's name for it,
-cannot be imported by that name there, so what it defines travels by value; cloudpickle then names its
-code ``<dynamic-code>``, and a traceback from these processes shows the app's line numbers without its
-file name. (Importing the app file again in each process, as the worker does, would have kept the name,
-but runs the app's top-level code once more per process, without the run's ``--app_args``.)
+it to the worker), what the app file defines by value: cloudpickle then names its code
+``<dynamic-code>``, and a traceback from these processes shows the app's line numbers without its file
+name. (A spawned process can import the app file by the kernel's name for it, see ``_app._importable``,
+but that runs the app's top-level code once more per process, without the run's ``--app_args``.)
 
 What the processes do comes back to the worker over one pipe each: every line they print
 (the Work's log, as if the worker printed it) and, from local rank 0, each change of the Work's public
