@@ -295,9 +295,14 @@ def _spawn_node(work: LightningWork, user_run: Callable[..., Any], node: dict[st
     launch_node(work, user_run, node, _spawn_body)
 
 
-class PyTorchSpawnMultiNode(MultiNode):
-    """``MultiNode`` whose nodes each run ``work_cls.run(world_size, node_rank, global_rank, local_rank)``
-    in ``nprocs`` spawned processes, the process group already set up (see the module docstring)."""
+class SpawnedMultiNode(MultiNode):
+    """The components whose nodes run in spawned processes: Lightning App's argument order
+    (``work_cls, cloud_compute, num_nodes``), the user's ``run`` checked against ``CALL`` (with
+    ``CALL_ARGS`` as sample arguments), and ``LAUNCHER`` running each node."""
+
+    CALL = "run()"
+    CALL_ARGS: tuple[Any, ...] = ()
+    LAUNCHER: Callable[..., None]
 
     def __init__(
         self,
@@ -310,11 +315,19 @@ class PyTorchSpawnMultiNode(MultiNode):
         super().__init__(work_cls, num_nodes, cloud_compute, *work_args, **work_kwargs)
 
     def _check(self, work_cls: Any) -> None:
-        call = "run(world_size, node_rank, global_rank, local_rank)"
-        check_work_class(type(self).__name__, work_cls, call, 1, 0, 0, 0)
+        check_work_class(type(self).__name__, work_cls, self.CALL, *self.CALL_ARGS)
 
     def _node_class(self, work_cls: type[LightningWork]) -> type[LightningWork]:
-        return node_class(work_cls, _spawn_node)
+        return node_class(work_cls, type(self).LAUNCHER)
+
+
+class PyTorchSpawnMultiNode(SpawnedMultiNode):
+    """``MultiNode`` whose nodes each run ``work_cls.run(world_size, node_rank, global_rank, local_rank)``
+    in ``nprocs`` spawned processes, the process group already set up (see the module docstring)."""
+
+    CALL = "run(world_size, node_rank, global_rank, local_rank)"
+    CALL_ARGS = (1, 0, 0, 0)
+    LAUNCHER = staticmethod(_spawn_node)
 
 
 __all__ = ["PyTorchSpawnMultiNode"]

@@ -30,12 +30,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .._compute import CloudCompute
 from .._work import LightningWork
 from ..errors import MissingExtra
 from ..utilities._tracer import Tracer
-from ._multi_node import MultiNode, check_work_class, node_class
-from ._multi_node_spawn import Ranks, launch_node
+from ._multi_node_spawn import Ranks, SpawnedMultiNode, launch_node
 
 TRAINER_PACKAGES = ("lightning.pytorch", "pytorch_lightning")
 """PL packages whose Trainer is instrumented too, where installed (lightning_kernel.trainer's always)."""
@@ -142,46 +140,18 @@ def _fabric_node(work: LightningWork, user_run: Callable[..., Any], node: dict[s
     launch_node(work, user_run, node, _fabric_body)
 
 
-class LightningTrainerMultiNode(MultiNode):
+class LightningTrainerMultiNode(SpawnedMultiNode):
     """``MultiNode`` whose nodes each run ``work_cls.run()``, where a Trainer trains across every node
     (see the module docstring)."""
 
-    def __init__(
-        self,
-        work_cls: type[LightningWork],
-        cloud_compute: CloudCompute,
-        num_nodes: int,
-        *work_args: Any,
-        **work_kwargs: Any,
-    ) -> None:
-        super().__init__(work_cls, num_nodes, cloud_compute, *work_args, **work_kwargs)
-
-    def _check(self, work_cls: Any) -> None:
-        check_work_class(type(self).__name__, work_cls, "run()")
-
-    def _node_class(self, work_cls: type[LightningWork]) -> type[LightningWork]:
-        return node_class(work_cls, _trainer_node)
+    LAUNCHER = staticmethod(_trainer_node)
 
 
-class FabricMultiNode(MultiNode):
+class FabricMultiNode(SpawnedMultiNode):
     """``MultiNode`` whose nodes each run ``work_cls.run()``, where a ``lightning.fabric.Fabric`` trains
     across every node (see the module docstring)."""
 
-    def __init__(
-        self,
-        work_cls: type[LightningWork],
-        cloud_compute: CloudCompute,
-        num_nodes: int,
-        *work_args: Any,
-        **work_kwargs: Any,
-    ) -> None:
-        super().__init__(work_cls, num_nodes, cloud_compute, *work_args, **work_kwargs)
-
-    def _check(self, work_cls: Any) -> None:
-        check_work_class(type(self).__name__, work_cls, "run()")
-
-    def _node_class(self, work_cls: type[LightningWork]) -> type[LightningWork]:
-        return node_class(work_cls, _fabric_node)
+    LAUNCHER = staticmethod(_fabric_node)
 
 
 __all__ = ["FabricMultiNode", "LightningTrainerMultiNode"]
