@@ -21,4 +21,23 @@ class Frontend:
         """See ``start_server``."""
 
 
+def check_own_process_ui(
+    kind: str, package: str, install: str, argument: str, value: Any, takes: str
+) -> None:
+    """A frontend drawn in a process of its own: ``MissingExtra`` without ``package``, and a
+    ``TypeError`` for a method as ``argument`` (its flow object is not in that process)."""
+    import importlib.util
+    import inspect
+
+    from ..errors import MissingExtra
+
+    if importlib.util.find_spec(package) is None:
+        raise MissingExtra(kind, package, install)
+    if inspect.ismethod(value):
+        raise TypeError(
+            f"{kind}({argument}=...) takes {takes}, not a method: the UI runs in a process of its own, "
+            "where the flow object is not"
+        )
+
+
 __all__ = ["Frontend"]

@@ -6,27 +6,18 @@ justpy, making one raises ``MissingExtra`` naming what to install, where Lightni
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import MissingExtra
-from .frontend import Frontend
+from .frontend import Frontend, check_own_process_ui
 
 
 class JustPyFrontend(Frontend):
     """A UI whose page is ``render_fn(get_state)`` (it returns the JustPy page function)."""
 
     def __init__(self, render_fn: Callable[..., Any]) -> None:
-        if importlib.util.find_spec("justpy") is None:
-            raise MissingExtra("JustPyFrontend", "justpy", "justpy")
+        check_own_process_ui("JustPyFrontend", "justpy", "justpy", "render_fn", render_fn, "a function")
         super().__init__()
-        if inspect.ismethod(render_fn):
-            raise TypeError(
-                "JustPyFrontend(render_fn=...) takes a function, not a method: the UI runs in a "
-                "process of its own, where the flow object is not"
-            )
         self.render_fn = render_fn
 
 

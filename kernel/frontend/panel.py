@@ -7,15 +7,13 @@ or on a small launcher (``_launcher_panel``) that calls the function given, once
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import MissingExtra
-from .frontend import Frontend
+from .frontend import Frontend, check_own_process_ui
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher_panel.py")
 
@@ -27,14 +25,15 @@ class PanelFrontend(Frontend):
     (``pip install panel``): without it, making one raises ``MissingExtra``."""
 
     def __init__(self, entry_point: Callable[..., Any] | str) -> None:
-        if importlib.util.find_spec("panel") is None:
-            raise MissingExtra("PanelFrontend", "panel", "lightning-kernel[panel]")
+        check_own_process_ui(
+            "PanelFrontend",
+            "panel",
+            "lightning-kernel[panel]",
+            "entry_point",
+            entry_point,
+            "a function or a script's path",
+        )
         super().__init__()
-        if inspect.ismethod(entry_point):
-            raise TypeError(
-                "PanelFrontend(entry_point=...) takes a function or a script's path, not a method: "
-                "the UI runs in a process of its own, where the flow object is not"
-            )
         self.entry_point = entry_point
 
     def _lk_render(self) -> Callable[..., Any] | None:

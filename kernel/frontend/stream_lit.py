@@ -7,15 +7,12 @@ The kernel that hosts the run serves it, as Lightning App did: ``streamlit run``
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import MissingExtra
-from .frontend import Frontend
+from .frontend import Frontend, check_own_process_ui
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher_streamlit.py")
 
@@ -25,14 +22,15 @@ class StreamlitFrontend(Frontend):
     without it, making one raises ``MissingExtra``."""
 
     def __init__(self, render_fn: Callable[..., Any]) -> None:
-        if importlib.util.find_spec("streamlit") is None:
-            raise MissingExtra("StreamlitFrontend", "streamlit", "lightning-kernel[streamlit]")
+        check_own_process_ui(
+            "StreamlitFrontend",
+            "streamlit",
+            "lightning-kernel[streamlit]",
+            "render_fn",
+            render_fn,
+            "a function",
+        )
         super().__init__()
-        if inspect.ismethod(render_fn):
-            raise TypeError(
-                "StreamlitFrontend(render_fn=...) takes a function, not a method: the UI runs in a "
-                "process of its own, where the flow object is not"
-            )
         self.render_fn = render_fn
 
     def _lk_render(self) -> Callable[..., Any]:
